@@ -208,7 +208,7 @@ impl EmbeddedLog {
     pub fn enforce_retention(&self) -> Result<u64> {
         let mut waits = Vec::with_capacity(self.inner.writers.len());
         for writer in &self.inner.writers {
-            let (reply, wait) = oneshot::channel();
+            let (reply, wait) = mpsc::channel();
             writer
                 .send(Command::Retention { reply })
                 .map_err(|_| StreamError::Closed)?;
@@ -216,7 +216,7 @@ impl EmbeddedLog {
         }
         let mut deleted = 0;
         for wait in waits {
-            deleted += wait.blocking_recv().map_err(|_| StreamError::Closed)??;
+            deleted += wait.recv().map_err(|_| StreamError::Closed)??;
         }
         Ok(deleted)
     }
@@ -375,9 +375,9 @@ impl Inner {
         }
         let mut first_error = None;
         for writer in &self.writers {
-            let (reply, wait) = oneshot::channel();
+            let (reply, wait) = mpsc::channel();
             if writer.send(Command::Close { reply }).is_ok()
-                && let Ok(Err(e)) = wait.blocking_recv()
+                && let Ok(Err(e)) = wait.recv()
             {
                 first_error.get_or_insert(e);
             }
@@ -667,5 +667,19 @@ mod tests {
         .unwrap()
         .to_string();
         assert!(err.contains("has 2 shards but stream.shards is 3"), "{err}");
+    }
+
+    /// Regression: closing (or dropping the last handle) from inside an async task must not
+    /// panic, which tokio's blocking receive does there.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn close_and_drop_inside_a_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EmbeddedLog::open(dir.path(), config()).unwrap();
+        log.append(vec![Record::new("k", "v")]).await.unwrap();
+        log.close().unwrap();
+        drop(log);
+        let log = EmbeddedLog::open(dir.path(), config()).unwrap();
+        assert_eq!(log.enforce_retention().unwrap(), 0);
+        drop(log);
     }
 }

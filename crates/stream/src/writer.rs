@@ -39,13 +39,14 @@ pub(crate) enum Command {
         records: Vec<Record>,
         reply: oneshot::Sender<Result<SeqNo, StreamError>>,
     },
-    /// Apply retention now; answer with the number of segments deleted.
+    /// Apply retention now; answer with the number of segments deleted. (A std channel: the
+    /// caller blocks, and may be inside an async runtime where tokio's blocking receive panics.)
     Retention {
-        reply: oneshot::Sender<Result<u64, StreamError>>,
+        reply: std::sync::mpsc::Sender<Result<u64, StreamError>>,
     },
     /// Sync, then stop.
     Close {
-        reply: oneshot::Sender<Result<(), StreamError>>,
+        reply: std::sync::mpsc::Sender<Result<(), StreamError>>,
     },
 }
 
