@@ -40,13 +40,15 @@ pub struct Event {
 
 impl Event {
     /// The stream partition key of this event: `tenant:session`, or `tenant:anonymous_id` when
-    /// the producer sent no session. Keeping one session on one shard keeps its events in order.
+    /// the producer sent no session, or `tenant:user_id` when it sent neither. Keeping one
+    /// session on one shard keeps its events in order.
     pub fn partition_key(&self) -> String {
-        let within_tenant = if self.session_id.is_empty() {
-            &self.anonymous_id
-        } else {
-            &self.session_id
-        };
+        let within_tenant = [&self.session_id, &self.anonymous_id]
+            .into_iter()
+            .find(|id| !id.is_empty())
+            .map(String::as_str)
+            .or(self.user_id.as_deref())
+            .unwrap_or("");
         format!("{}:{}", self.tenant_id, within_tenant)
     }
 }
@@ -69,6 +71,10 @@ pub struct EventContext {
     /// UTM campaign fields.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub campaign: Option<Campaign>,
+    /// Every other context field the producer sent (Segment's `library`, `device`, `os`, `app`,
+    /// `screen`, `timezone`, `integrations`, …), kept as sent: nothing accepted is lost.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 /// The page part of an event's context.
@@ -138,6 +144,27 @@ mod tests {
         let mut event = sample();
         event.session_id.clear();
         assert_eq!(event.partition_key(), "acme:anon-1");
+    }
+
+    #[test]
+    fn partition_key_falls_back_to_user_id() {
+        let mut event = sample();
+        event.session_id.clear();
+        event.anonymous_id.clear();
+        event.user_id = Some("u-7".into());
+        assert_eq!(event.partition_key(), "acme:u-7");
+    }
+
+    #[test]
+    fn unknown_context_fields_survive_a_round_trip() {
+        let json = r#"{"event_id":"e","tenant_id":"t","anonymous_id":"a","session_id":"s",
+            "event_type":"page","ts":1,"received_at":2,
+            "context":{"locale":"en","library":{"name":"analytics-python","version":"2.3"}}}"#;
+        let event: Event = serde_json::from_str(json).unwrap();
+        assert_eq!(event.context.locale.as_deref(), Some("en"));
+        assert_eq!(event.context.extra["library"]["name"], "analytics-python");
+        let again: Event = serde_json::from_str(&serde_json::to_string(&event).unwrap()).unwrap();
+        assert_eq!(again, event);
     }
 
     #[test]

@@ -480,6 +480,16 @@ impl Stream for EmbeddedLog {
     async fn consumer_lag(&self, name: &str) -> Result<ConsumerLag> {
         self.lag_of(name)
     }
+
+    async fn check_writable(&self) -> Result<()> {
+        if self.inner.threads.lock().is_empty() {
+            return Err(StreamError::Closed);
+        }
+        match self.inner.shards.iter().find_map(|shard| shard.failure()) {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Takes the directory's exclusive lock, writing our pid into it for the error others see.

@@ -60,6 +60,10 @@ pub trait Stream: Send + Sync + 'static {
 
     /// How far consumer `name` is behind, per shard.
     async fn consumer_lag(&self, name: &str) -> Result<ConsumerLag>;
+
+    /// Whether appends can currently be persisted: `Ok` or the reason they cannot (a shard
+    /// whose disk failed, a closed stream, an unreachable broker). Backs `/readyz`.
+    async fn check_writable(&self) -> Result<()>;
 }
 
 /// Extent and size of one shard.

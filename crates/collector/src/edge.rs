@@ -1,0 +1,305 @@
+//! What the edge adds to every event, whichever API it came through: the tenant from the key,
+//! `received_at`, clock-skew correction, a deterministic `event_id` when the producer sent
+//! none, the client's IP and user agent, and a default event family.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use tributary_model::{Event, EventContext, TimestampMicros};
+
+use crate::keys::KeyRecord;
+
+/// Longest id (event, anonymous, user, session) accepted, in bytes.
+pub const MAX_ID_BYTES: usize = 256;
+
+/// An event as an API handler read it from its wire format, before the edge rules.
+#[derive(Debug, Clone, Default)]
+pub struct EdgeEvent {
+    /// The producer's id, if it sent one (Segment's `messageId`).
+    pub event_id: Option<String>,
+    /// Cookie id of the visitor.
+    pub anonymous_id: Option<String>,
+    /// Known user id.
+    pub user_id: Option<String>,
+    /// Producer's session id.
+    pub session_id: Option<String>,
+    /// `page`, `track:<name>`, `identify`, …
+    pub event_type: String,
+    /// Event time on the producer's clock.
+    pub timestamp: Option<TimestampMicros>,
+    /// When the producer sent it, on the same clock (Segment's `sentAt`).
+    pub sent_at: Option<TimestampMicros>,
+    /// Context as sent.
+    pub context: EventContext,
+    /// Page-specific fields.
+    pub properties: Map<String, Value>,
+}
+
+/// Facts about the request every event of it shares.
+#[derive(Debug, Clone)]
+pub struct RequestMeta {
+    /// The key that sent it.
+    pub key: Arc<KeyRecord>,
+    /// When the collector received it.
+    pub received_at: TimestampMicros,
+    /// The client's address (after trusted-proxy resolution).
+    pub client_ip: Option<IpAddr>,
+    /// The request's `User-Agent`.
+    pub user_agent: Option<String>,
+}
+
+/// Why an event failed the edge rules: the field and the sentence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EdgeError {
+    /// A machine-readable reason.
+    pub reason: &'static str,
+    /// The field at fault.
+    pub field: &'static str,
+    /// For people.
+    pub message: String,
+}
+
+impl EdgeError {
+    fn new(reason: &'static str, field: &'static str, message: impl Into<String>) -> Self {
+        EdgeError {
+            reason,
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+/// Applies the edge rules to one event. `raw` is the event's bytes as sent, hashed for a
+/// deterministic `event_id` so that a retried event gets the same id and dedup catches it.
+pub fn finish(event: EdgeEvent, raw: &[u8], meta: &RequestMeta) -> Result<Event, EdgeError> {
+    let EdgeEvent {
+        event_id,
+        anonymous_id,
+        user_id,
+        session_id,
+        event_type,
+        timestamp,
+        sent_at,
+        mut context,
+        properties,
+    } = event;
+    for (field, value) in [
+        ("event_id", &event_id),
+        ("anonymous_id", &anonymous_id),
+        ("user_id", &user_id),
+        ("session_id", &session_id),
+    ] {
+        if let Some(value) = value
+            && value.len() > MAX_ID_BYTES
+        {
+            return Err(EdgeError::new(
+                "too_large",
+                field,
+                format!(
+                    "{field} is {} bytes, over the limit of {MAX_ID_BYTES}",
+                    value.len()
+                ),
+            ));
+        }
+    }
+    let anonymous_id = anonymous_id.filter(|s| !s.is_empty());
+    let user_id = user_id.filter(|s| !s.is_empty());
+    if anonymous_id.is_none() && user_id.is_none() {
+        return Err(EdgeError::new(
+            "missing_field",
+            "anonymous_id",
+            "either anonymous_id (anonymousId) or user_id (userId) is required",
+        ));
+    }
+    if event_type.is_empty() {
+        return Err(EdgeError::new(
+            "missing_field",
+            "event_type",
+            "event_type is required",
+        ));
+    }
+    if event_type.len() > MAX_ID_BYTES {
+        return Err(EdgeError::new(
+            "too_large",
+            "event_type",
+            format!(
+                "event_type is {} bytes, over the limit of {MAX_ID_BYTES}",
+                event_type.len()
+            ),
+        ));
+    }
+    let ts = corrected_time(timestamp, sent_at, meta.received_at);
+    if context.ip.is_none() {
+        context.ip = meta.client_ip.map(|ip| ip.to_string());
+    }
+    if context.user_agent.is_none() {
+        context.user_agent = meta.user_agent.clone();
+    }
+    let event_id = match event_id.filter(|s| !s.is_empty()) {
+        Some(id) => id,
+        None => deterministic_id(&meta.key.tenant, raw),
+    };
+    Ok(Event {
+        event_id,
+        tenant_id: meta.key.tenant.clone(),
+        anonymous_id: anonymous_id.unwrap_or_default(),
+        user_id,
+        session_id: session_id.unwrap_or_default(),
+        event_family: default_family(&event_type).to_string(),
+        event_type,
+        ts,
+        received_at: meta.received_at,
+        context,
+        properties,
+    })
+}
+
+/// Segment's clock-skew correction: when the producer says when it sent the batch, its clock's
+/// offset is `sent_at - received_at`, and the event time is moved by the same amount:
+/// `ts = received_at - (sent_at - timestamp)`. Without `sent_at` the timestamp is taken as is;
+/// without a timestamp the event happened when it was received.
+pub fn corrected_time(
+    timestamp: Option<TimestampMicros>,
+    sent_at: Option<TimestampMicros>,
+    received_at: TimestampMicros,
+) -> TimestampMicros {
+    match (timestamp, sent_at) {
+        (Some(ts), Some(sent)) => received_at.saturating_sub(sent.saturating_sub(ts)),
+        (Some(ts), None) => ts,
+        (None, _) => received_at,
+    }
+}
+
+/// The event family the edge assigns until the pipeline's rules refine it.
+pub fn default_family(event_type: &str) -> &'static str {
+    match event_type {
+        "page" | "screen" => "page",
+        "identify" | "alias" | "group" => "identity",
+        t if t.starts_with("track:") => "track",
+        _ => "other",
+    }
+}
+
+/// `evt_` + the first 32 hex digits of SHA-256(tenant, 0, raw event bytes).
+pub fn deterministic_id(tenant: &str, raw: &[u8]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(tenant.as_bytes());
+    hasher.update([0u8]);
+    hasher.update(raw);
+    let digest = hasher.finalize();
+    format!("evt_{}", hex::encode(&digest[..16]))
+}
+
+/// Parses an RFC 3339 timestamp (`2026-11-23T05:51:26.123Z`) to µs since the epoch.
+pub fn parse_rfc3339(text: &str) -> Option<TimestampMicros> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.timestamp_micros())
+}
+
+/// The client's address: the socket peer, unless the peer is a trusted proxy, in which case
+/// the right-most `X-Forwarded-For` entry that is not itself a trusted proxy.
+pub fn client_ip(
+    peer: Option<IpAddr>,
+    forwarded_for: Option<&str>,
+    trusted: &[IpAddr],
+) -> Option<IpAddr> {
+    let peer = peer?;
+    if !trusted.contains(&peer) {
+        return Some(peer);
+    }
+    let Some(chain) = forwarded_for else {
+        return Some(peer);
+    };
+    chain
+        .rsplit(',')
+        .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
+        .find(|hop| !trusted.contains(hop))
+        .or(Some(peer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::Role;
+
+    fn meta() -> RequestMeta {
+        RequestMeta {
+            key: Arc::new(KeyRecord {
+                id: "k".into(),
+                hash: String::new(),
+                tenant: "acme".into(),
+                role: Role::Write,
+                rate_limit: None,
+                signing_secret: None,
+                require_signature: false,
+                aws_access_key_id: None,
+                aws_secret_access_key: None,
+                created_at: 0,
+            }),
+            received_at: 1_000_000_000,
+            client_ip: "203.0.113.9".parse().ok(),
+            user_agent: Some("ua".into()),
+        }
+    }
+
+    #[test]
+    fn skew_is_corrected_like_segment() {
+        // Producer clock 10 s fast: sent at +10 s, event 2 s before sending.
+        let received = 1_000_000_000;
+        let ts = corrected_time(
+            Some(received + 8_000_000),
+            Some(received + 10_000_000),
+            received,
+        );
+        assert_eq!(ts, received - 2_000_000);
+        assert_eq!(corrected_time(None, None, received), received);
+        assert_eq!(corrected_time(Some(5), None, received), 5);
+    }
+
+    #[test]
+    fn edge_fills_tenant_ids_and_context() {
+        let event = EdgeEvent {
+            anonymous_id: Some("anon".into()),
+            event_type: "track:Order Completed".into(),
+            ..EdgeEvent::default()
+        };
+        let done = finish(event.clone(), b"raw", &meta()).unwrap();
+        assert_eq!(done.tenant_id, "acme");
+        assert_eq!(done.event_family, "track");
+        assert_eq!(done.context.ip.as_deref(), Some("203.0.113.9"));
+        assert_eq!(done.context.user_agent.as_deref(), Some("ua"));
+        assert_eq!(done.ts, done.received_at);
+        let again = finish(event, b"raw", &meta()).unwrap();
+        assert_eq!(done.event_id, again.event_id, "ids are deterministic");
+        assert!(done.event_id.starts_with("evt_"));
+    }
+
+    #[test]
+    fn identity_is_required() {
+        let event = EdgeEvent {
+            event_type: "page".into(),
+            ..EdgeEvent::default()
+        };
+        let err = finish(event, b"", &meta()).unwrap_err();
+        assert_eq!(err.field, "anonymous_id");
+    }
+
+    #[test]
+    fn forwarded_for_only_from_trusted_proxies() {
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let client: IpAddr = "198.51.100.7".parse().unwrap();
+        let xff = Some("1.2.3.4, 198.51.100.7");
+        assert_eq!(client_ip(Some(client), xff, &[proxy]), Some(client));
+        assert_eq!(client_ip(Some(proxy), xff, &[proxy]), Some(client));
+        assert_eq!(client_ip(Some(proxy), None, &[proxy]), Some(proxy));
+    }
+
+    #[test]
+    fn rfc3339_parses() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:01.5Z"), Some(1_500_000));
+        assert_eq!(parse_rfc3339("yesterday"), None);
+    }
+}

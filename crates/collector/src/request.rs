@@ -1,0 +1,86 @@
+//! Reading an ingest request: body within the limit, decompression, credentials, signature.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Request};
+use axum::http::header;
+use bytes::Bytes;
+
+use crate::Collector;
+use crate::auth;
+use crate::body;
+use crate::edge::{self, RequestMeta};
+use crate::error::ApiError;
+use crate::keys::KeyRecord;
+
+/// An authenticated ingest request with its body decoded.
+pub struct IngestRequest {
+    /// The sending key.
+    pub key: Arc<KeyRecord>,
+    /// What every event of the request shares.
+    pub meta: RequestMeta,
+    /// The decompressed body.
+    pub body: Bytes,
+    /// The request headers.
+    pub headers: axum::http::HeaderMap,
+}
+
+/// Reads and authenticates `request`. `body_key` finds a key inside the body for APIs that
+/// allow it there (Segment's `writeKey`), used when no header or query parameter has one.
+pub async fn read(
+    collector: &Collector,
+    api: &'static str,
+    request: Request,
+    body_key: fn(&[u8]) -> Option<String>,
+) -> Result<IngestRequest, ApiError> {
+    let received_at = tributary_model::now_micros();
+    let (parts, body) = request.into_parts();
+    let config = &collector.config;
+    body::check_json_content_type(&parts.headers)?;
+    let raw = axum::body::to_bytes(body, config.max_body_bytes)
+        .await
+        .map_err(|_| ApiError::TooLarge {
+            limit: "max_body_bytes",
+            value: config.max_body_bytes,
+            message: format!(
+                "request body is over the limit of {} bytes (max_body_bytes)",
+                config.max_body_bytes
+            ),
+        })?;
+    metrics::counter!(crate::telemetry::REQUEST_BYTES, "api" => api).increment(raw.len() as u64);
+    let decoded = body::decode(&parts.headers, raw.clone(), config.max_body_bytes)?;
+    let presented =
+        auth::presented_key(&parts.headers, parts.uri.query()).or_else(|| body_key(&decoded));
+    let key = auth::authenticate(&collector.keys, presented.as_deref())?;
+    auth::authorize_write(&key, &parts.headers, &raw, config.signature_tolerance)?;
+    let peer: Option<IpAddr> = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip());
+    let forwarded = parts
+        .headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    let meta = RequestMeta {
+        key: Arc::clone(&key),
+        received_at,
+        client_ip: edge::client_ip(peer, forwarded, &config.trusted_proxies),
+        user_agent: parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+    };
+    Ok(IngestRequest {
+        key,
+        meta,
+        body: decoded,
+        headers: parts.headers,
+    })
+}
+
+/// No key in the body.
+pub fn no_body_key(_: &[u8]) -> Option<String> {
+    None
+}
