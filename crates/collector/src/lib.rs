@@ -23,10 +23,14 @@ pub mod error;
 pub mod health;
 pub mod ingest;
 pub mod keys;
+pub mod kinesis;
 pub mod native;
 pub mod request;
+pub mod segment;
 pub mod shape;
+pub mod sigv4;
 pub mod telemetry;
+pub mod tracker;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -98,6 +102,22 @@ pub fn router(collector: Arc<Collector>) -> Router {
     let cors = cors_layer(&collector.config.cors_origins);
     Router::new()
         .route("/v1/events", post(native::events))
+        .route("/v1/track", post(segment::track))
+        .route("/v1/identify", post(segment::identify))
+        .route("/v1/page", post(segment::page))
+        .route("/v1/screen", post(segment::screen))
+        .route("/v1/group", post(segment::group))
+        .route("/v1/alias", post(segment::alias))
+        .route("/v1/batch", post(segment::batch))
+        .route("/v1/t", post(segment::track))
+        .route("/v1/i", post(segment::identify))
+        .route("/v1/p", post(segment::page))
+        .route("/v1/s", post(segment::screen))
+        .route("/v1/g", post(segment::group))
+        .route("/v1/a", post(segment::alias))
+        .route("/v1/b", post(segment::batch))
+        .route("/t.js", get(tracker::script))
+        .route("/", post(kinesis::handle))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

@@ -132,7 +132,9 @@ pub async fn events(
 }
 
 /// Checks one raw event against the limits and the envelope, and applies the edge rules.
-fn parse_event(
+/// Shared by every API whose payloads are native events (the batch here, Kinesis' `Data`);
+/// `index` is the event's position in its request, named in the rejection.
+pub fn parse_event(
     index: usize,
     raw: &RawValue,
     collector: &Collector,
