@@ -37,6 +37,16 @@ pub struct EmbeddedLog {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for EmbeddedLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedLog")
+            .field("dir", &self.inner.dir)
+            .field("shards", &self.inner.config.shards)
+            .field("durability", &self.inner.config.durability)
+            .finish()
+    }
+}
+
 struct Inner {
     dir: PathBuf,
     config: Arc<StreamConfig>,
@@ -54,6 +64,8 @@ struct Inner {
 pub struct RecoveryReport {
     /// Torn tails cut off the newest segment of a shard (never acknowledged data).
     pub truncated: Vec<TruncatedTail>,
+    /// Newest segments torn while being created (no header, no frame), renamed to `.torn`.
+    pub set_aside: Vec<PathBuf>,
 }
 
 /// One torn tail cut off during recovery.
@@ -109,7 +121,7 @@ impl EmbeddedLog {
                 &dir,
                 id,
                 config.index_interval_bytes,
-                &mut recovery.truncated,
+                &mut recovery,
             )?));
         }
         let mut writers = Vec::with_capacity(shards.len());

@@ -61,12 +61,6 @@ impl SparseIndex {
         after.checked_sub(1).map(|i| self.entries[i].offset)
     }
 
-    /// Number of entries.
-    #[cfg(test)]
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
     /// Writes the index of a sealed segment durably.
     pub fn save(&self, path: &Path, extent: &SegmentExtent) -> Result<(), StreamError> {
         let mut out = Vec::with_capacity(52 + self.entries.len() * 24);

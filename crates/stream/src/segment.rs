@@ -77,8 +77,8 @@ pub(crate) enum Recovered {
         /// `(offset, bytes_removed)` when a torn tail was cut off.
         truncated: Option<(u64, u64)>,
     },
-    /// The file held no usable header and no data: it was set aside as `.torn`.
-    RemovedEmpty,
+    /// The file held no usable header and no data: it was set aside at this path.
+    SetAside(PathBuf),
 }
 
 impl Segment {
@@ -183,7 +183,7 @@ impl Segment {
                 if let Some(dir) = path.parent() {
                     sync_dir(dir)?;
                 }
-                return Ok(Recovered::RemovedEmpty);
+                return Ok(Recovered::SetAside(aside));
             }
             return Err(StreamError::Corrupt {
                 shard,
@@ -220,6 +220,10 @@ impl Segment {
                 .map_err(|e| StreamError::io(format!("truncating {}", path.display()), e))?;
             truncated = Some((damage.offset, removed));
         }
+        // What a crashed process wrote but never synced may sit only in the page cache. Sync it
+        // now: frames written from here on claim (through `durable_offset`) that it is on disk.
+        file.sync_data()
+            .map_err(|e| StreamError::io(format!("syncing {}", path.display()), e))?;
         let segment = Segment::with_state(shard, base_seq, path, file, scan.extent, scan.index);
         Ok(Recovered::Ready { segment, truncated })
     }

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use crate::index::SegmentExtent;
 use crate::segment::{ReadBudget, Recovered, Segment};
-use crate::{ReadBatch, SeqNo, ShardId, StoredRecord, StreamError, TruncatedTail};
+use crate::{ReadBatch, RecoveryReport, SeqNo, ShardId, StoredRecord, StreamError, TruncatedTail};
 
 /// State of one shard visible to readers and the writer.
 pub(crate) struct Shard {
@@ -40,7 +40,7 @@ impl Shard {
         stream_dir: &Path,
         id: ShardId,
         index_interval: u64,
-        truncated: &mut Vec<TruncatedTail>,
+        recovery: &mut RecoveryReport,
     ) -> Result<Shard, StreamError> {
         let dir = shard_dir(stream_dir, id);
         crate::fsutil::create_dir_durable(&dir)?;
@@ -56,7 +56,7 @@ impl Shard {
                     truncated: cut,
                 } => {
                     if let Some((offset, bytes_removed)) = cut {
-                        truncated.push(TruncatedTail {
+                        recovery.truncated.push(TruncatedTail {
                             shard: id,
                             segment: path.clone(),
                             offset,
@@ -67,7 +67,8 @@ impl Shard {
                     bases.pop();
                     break;
                 }
-                Recovered::RemovedEmpty => {
+                Recovered::SetAside(aside) => {
+                    recovery.set_aside.push(aside);
                     bases.pop();
                 }
             }
