@@ -443,6 +443,12 @@ fn torn_rollover(contents: &[u8]) {
     let shard_dir = common::shard_dir(dir.path(), 0);
     common::write_file(&shard_dir.join(common::segment_name(40)), contents);
     let log = open(dir.path(), &config);
+    let torn = shard_dir.join(common::segment_name(40));
+    assert_eq!(
+        log.recovery_report().set_aside,
+        vec![torn.with_extension("torn")],
+        "the torn segment is set aside and reported"
+    );
     let records = read_all(&log, 0);
     assert_eq!(records.len(), 40);
     for record in &records {
