@@ -1,0 +1,329 @@
+//! `tributary bench …`: benchmarks that print a table for people, then one JSON line with every
+//! figure for `docs/performance.md` and for scripts that compare runs.
+//!
+//! One module per benchmark (`stream` today; `ingest` and `query` join as siblings); this module
+//! holds what they share: the machine description that goes with every figure, latency
+//! percentiles, the progress bar and the scratch directory.
+
+mod stream;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use crate::config::Config;
+
+/// `tributary bench` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Group-commit append throughput and latency of the embedded stream against the raw disk
+    /// bound (write + fdatasync in a loop), for batch sizes 1/10/100/500 and 1/4/16 writers.
+    #[command(after_help = "\
+Examples:
+  tributary bench stream --quick                 ~15 s; figures are indicative
+  tributary bench stream                         ~70 s; the figures for docs/performance.md
+  tributary bench stream --durability none       the log's CPU cost without the disk
+Build with --release (cargo run --release -p tributary -- bench stream): a debug build is
+several times slower and says so in its output.")]
+    Stream(stream::StreamBenchArgs),
+}
+
+/// Runs one benchmark.
+pub fn run(config: &Config, command: &BenchCommand) -> Result<ExitCode> {
+    match command {
+        BenchCommand::Stream(args) => stream::run(config, args),
+    }
+}
+
+/// The machine a figure was measured on; printed with every result because a figure without
+/// its machine cannot be compared.
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    /// Logical CPUs available to this process.
+    pub cores: usize,
+    /// CPU model name, when the OS tells.
+    pub cpu: Option<String>,
+    /// Total memory in bytes, when the OS tells.
+    pub memory_bytes: Option<u64>,
+    /// `linux`, `macos`, …
+    pub os: &'static str,
+    /// `x86_64`, `aarch64`, …
+    pub arch: &'static str,
+    /// Kernel release, when the OS tells.
+    pub kernel: Option<String>,
+    /// `release` or `debug`: a debug build's figures are not comparable.
+    pub build: &'static str,
+    /// Filesystem type of the benchmark directory (`ext4`, `xfs`, `tmpfs`, …), when known.
+    pub filesystem: Option<String>,
+    /// The device or source mounted there, when known.
+    pub device: Option<String>,
+    /// Where that filesystem is mounted.
+    pub mount: Option<String>,
+}
+
+impl Machine {
+    /// Describes this machine and the filesystem holding `dir` (which must exist).
+    pub fn detect(dir: &Path) -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu = cpuinfo
+            .lines()
+            .find(|line| line.starts_with("model name"))
+            .and_then(|line| line.split_once(':'))
+            .map(|(_, name)| name.trim().to_owned());
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let memory_bytes = meminfo
+            .lines()
+            .find_map(|line| line.strip_prefix("MemTotal:"))
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .map(|kib| kib * 1024);
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .ok()
+            .map(|text| text.trim().to_owned());
+        let mount = std::fs::canonicalize(dir)
+            .ok()
+            .and_then(|dir| mount_of(&dir));
+        Machine {
+            cores: std::thread::available_parallelism().map_or(1, usize::from),
+            cpu,
+            memory_bytes,
+            os: std::env::consts::OS,
+            arch: std::env::consts::ARCH,
+            kernel,
+            build: if cfg!(debug_assertions) {
+                "debug"
+            } else {
+                "release"
+            },
+            filesystem: mount.as_ref().map(|m| m.filesystem.clone()),
+            device: mount.as_ref().map(|m| m.device.clone()),
+            mount: mount.map(|m| m.point.display().to_string()),
+        }
+    }
+
+    /// Whether fsync on the benchmark directory reaches no disk at all.
+    pub fn on_ram_disk(&self) -> bool {
+        matches!(self.filesystem.as_deref(), Some("tmpfs" | "ramfs"))
+    }
+
+    /// One line for people.
+    pub fn summary(&self) -> String {
+        let mut parts = vec![format!("{} cores", self.cores)];
+        if let Some(cpu) = &self.cpu {
+            parts.push(cpu.clone());
+        }
+        if let Some(memory) = self.memory_bytes {
+            parts.push(format!("{} RAM", crate::output::bytes(memory)));
+        }
+        parts.push(format!("{} {}", self.os, self.arch));
+        if let (Some(fs), Some(device)) = (&self.filesystem, &self.device) {
+            parts.push(format!("{fs} on {device}"));
+        }
+        parts.push(format!("{} build", self.build));
+        parts.join(", ")
+    }
+}
+
+struct Mount {
+    point: PathBuf,
+    filesystem: String,
+    device: String,
+}
+
+/// The mount holding `dir` (canonical), from `/proc/self/mountinfo`: the longest mount point
+/// that is an ancestor of `dir`.
+fn mount_of(dir: &Path) -> Option<Mount> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mut best: Option<Mount> = None;
+    for line in text.lines() {
+        // "36 35 98:0 /root /mount/point opts [optional fields…] - fstype source superopts"
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let Some(point) = left.split(' ').nth(4) else {
+            continue;
+        };
+        let point = PathBuf::from(point.replace("\\040", " "));
+        let mut right = right.split(' ');
+        let filesystem = right.next().unwrap_or_default().to_owned();
+        let device = right.next().unwrap_or_default().to_owned();
+        let longer = best
+            .as_ref()
+            .is_none_or(|b| point.as_os_str().len() >= b.point.as_os_str().len());
+        if dir.starts_with(&point) && longer {
+            best = Some(Mount {
+                point,
+                filesystem,
+                device,
+            });
+        }
+    }
+    best
+}
+
+/// Latency samples in microseconds.
+#[derive(Debug, Default)]
+pub struct Latencies {
+    micros: Vec<u32>,
+}
+
+impl Latencies {
+    /// Records one sample.
+    pub fn push(&mut self, elapsed: Duration) {
+        self.micros
+            .push(u32::try_from(elapsed.as_micros()).unwrap_or(u32::MAX));
+    }
+
+    /// Merges another thread's samples.
+    pub fn extend(&mut self, other: Latencies) {
+        self.micros.extend(other.micros);
+    }
+
+    /// Sorts the samples; percentiles read the sorted samples.
+    pub fn finish(mut self) -> Percentiles {
+        self.micros.sort_unstable();
+        Percentiles {
+            sorted: self.micros,
+        }
+    }
+}
+
+/// Sorted latency samples.
+#[derive(Debug)]
+pub struct Percentiles {
+    sorted: Vec<u32>,
+}
+
+impl Percentiles {
+    /// The `p`-th percentile (0–100) in microseconds, nearest-rank; 0 without samples.
+    pub fn get(&self, p: f64) -> u32 {
+        if self.sorted.is_empty() {
+            return 0;
+        }
+        let rank = ((p / 100.0) * self.sorted.len() as f64).ceil() as usize;
+        self.sorted[rank.clamp(1, self.sorted.len()) - 1]
+    }
+
+    /// The largest sample.
+    pub fn max(&self) -> u32 {
+        self.sorted.last().copied().unwrap_or(0)
+    }
+
+    /// How many samples there are.
+    pub fn count(&self) -> u64 {
+        self.sorted.len() as u64
+    }
+}
+
+/// A progress bar on stderr (drawn only when stderr is a terminal), `len` steps long.
+pub fn progress_bar(len: u64) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    if let Ok(style) =
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+    {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// A scratch directory for one benchmark run, deleted (with the parents it had to create) when
+/// dropped, also after an error.
+pub struct Scratch {
+    path: PathBuf,
+    created: Vec<PathBuf>,
+}
+
+impl Scratch {
+    /// Creates `parent/name`, and `parent` if needed.
+    pub fn create(parent: &Path, name: &str) -> Result<Scratch> {
+        let path = parent.join(name);
+        let mut created = Vec::new();
+        let mut ancestor = Some(path.as_path());
+        while let Some(dir) = ancestor {
+            if dir.as_os_str().is_empty() || dir.exists() {
+                break;
+            }
+            created.push(dir.to_path_buf());
+            ancestor = dir.parent();
+        }
+        std::fs::create_dir_all(&path)
+            .with_context(|| format!("creating the benchmark directory {}", path.display()))?;
+        Ok(Scratch { path, created })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Err(error) = std::fs::remove_dir_all(&self.path) {
+            tracing::warn!(dir = %self.path.display(), %error, "could not delete the benchmark directory");
+        }
+        // Parents this run created go too, if nothing else was put there meanwhile.
+        for dir in self.created.iter().skip(1) {
+            if std::fs::remove_dir(dir).is_err() {
+                break;
+            }
+        }
+    }
+}
+
+/// Rounds to `digits` decimals, for JSON figures that do not pretend to more precision.
+pub fn round(value: f64, digits: i32) -> f64 {
+    let scale = 10f64.powi(digits);
+    (value * scale).round() / scale
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let mut samples = Latencies::default();
+        for micros in 1..=100 {
+            samples.push(Duration::from_micros(micros));
+        }
+        let p = samples.finish();
+        assert_eq!(p.get(50.0), 50);
+        assert_eq!(p.get(99.0), 99);
+        assert_eq!(p.get(100.0), 100);
+        assert_eq!(p.max(), 100);
+        assert_eq!(Latencies::default().finish().get(50.0), 0);
+    }
+
+    #[test]
+    fn scratch_removes_what_it_created() {
+        let root = tempfile::tempdir().unwrap();
+        let parent = root.path().join("data").join("bench");
+        {
+            let scratch = Scratch::create(&parent, "run-1").unwrap();
+            std::fs::create_dir(scratch.path().join("cell")).unwrap();
+        }
+        assert!(!root.path().join("data").exists());
+    }
+
+    #[test]
+    fn machine_describes_the_filesystem() {
+        let dir = tempfile::tempdir().unwrap();
+        let machine = Machine::detect(dir.path());
+        assert!(machine.cores >= 1);
+        if cfg!(target_os = "linux") {
+            assert!(machine.filesystem.is_some(), "{machine:?}");
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! # tributary
+//!
+//! The one binary of Tributary: it parses the command line, loads the configuration, and wires
+//! the components together in one process on local disk (DESIGN.md, principle 5).
+//!
+//! ```text
+//! tributary serve ─────▶ serve.rs ──▶ tributary_stream::EmbeddedLog (+ sample_traffic.rs)
+//! tributary stream … ──▶ inspect.rs ─▶ the same log, opened for inspection
+//! tributary bench … ───▶ bench/ ─────▶ fresh logs in a scratch directory
+//! tributary config show ─▶ config.rs (defaults ◀ file ◀ TRIBUTARY_* ◀ flags)
+//! ```
+//!
+//! Library crates return typed errors; here they become `anyhow` errors with context, and
+//! `exit.rs` maps them to exit codes a script can rely on (0 ok, 1 failure, 2 usage/config).
+
+mod bench;
+mod config;
+mod exit;
+mod inspect;
+mod logging;
+mod output;
+mod runtime;
+mod sample_traffic;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{ConfigSources, Loaded};
+
+const EXAMPLES: &str = "\
+Examples:
+  tributary serve --sample-traffic              run on ./data with demo traffic (Ctrl-C stops)
+  tributary stream stats                        shards, records, bytes (stop serve first)
+  tributary stream lag --consumer serve-demo    how far a consumer is behind
+  tributary stream read --shard 0 --from latest --limit 5
+  tributary stream verify                       check every checksum; exit 1 on damage
+  tributary bench stream --quick                group commit vs the raw disk, in ~15 s
+  TRIBUTARY_STREAM__SHARDS=8 tributary config show
+
+Exit codes: 0 ok, 1 failure (I/O, damage), 2 usage or configuration error.
+Configuration: built-in defaults < tributary.toml (or --config) < TRIBUTARY_* variables < flags;
+see tributary.example.toml and docs/configuration.md.";
+
+/// Tributary: self-hostable clickstream analytics in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "tributary", version, after_help = EXAMPLES)]
+struct Cli {
+    /// Configuration file (TOML). Default: ./tributary.toml when it exists.
+    #[arg(long, global = true, value_name = "FILE", env = "TRIBUTARY_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory (overrides `data_dir`); the stream lives in DIR/stream.
+    #[arg(long = "data", global = true, value_name = "DIR")]
+    data: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run Tributary on local disk. Today: the embedded stream with a demo consumer
+    /// (`serve-demo`) and optional sample traffic; the collector HTTP API comes with the next
+    /// release.
+    #[command(after_help = "\
+Examples:
+  tributary serve --sample-traffic              ~200 events/s into ./data/stream
+  tributary serve --sample-traffic --rate 2000 --data /var/lib/tributary
+Every 5 s a log line reports appended, consumed, lag and shards. Ctrl-C or SIGTERM closes the
+stream cleanly (exit 0).")]
+    Serve(serve::ServeArgs),
+    /// Inspect the embedded stream: shard stats, consumers, lag, records, integrity. Needs the
+    /// stream's lock, so stop `serve` first.
+    #[command(
+        subcommand,
+        after_help = "\
+Examples:
+  tributary stream stats --data /var/lib/tributary
+  tributary stream lag --consumer serve-demo --json
+  tributary stream read --shard 2 --from ts:2025-01-31T12:00:00Z --limit 50
+  tributary stream verify || echo \"damage found\"
+See docs/operations.md for what the figures mean and what to do about damage."
+    )]
+    Stream(inspect::StreamCommand),
+    /// Benchmarks. Each prints a table for people, then one JSON line with every figure.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+    /// The effective configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration (defaults < file < environment < flags) as TOML.
+    Show(ShowArgs),
+}
+
+#[derive(Debug, Args)]
+struct ShowArgs {
+    /// Print JSON instead of TOML.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => exit::report(&error),
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let loaded = config::load(&ConfigSources::from_process(cli.config, cli.data))?;
+    logging::init(&loaded.config.log.level);
+    match &cli.command {
+        Command::Serve(args) => serve::run(&loaded.config, args),
+        Command::Stream(command) => inspect::run(&loaded.config, command),
+        Command::Bench(command) => bench::run(&loaded.config, command),
+        Command::Config(ConfigCommand::Show(args)) => show_config(&loaded, args.json),
+    }
+}
+
+fn show_config(loaded: &Loaded, json: bool) -> Result<ExitCode> {
+    if json {
+        output::json_line(&loaded.config)?;
+    } else {
+        output::print(&config::to_toml(loaded)?)?;
+    }
+    Ok(ExitCode::from(exit::OK))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}
