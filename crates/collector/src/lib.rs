@@ -25,6 +25,7 @@ pub mod ingest;
 pub mod keys;
 pub mod kinesis;
 pub mod native;
+pub mod openapi;
 pub mod request;
 pub mod segment;
 pub mod shape;
@@ -121,6 +122,7 @@ pub fn router(collector: Arc<Collector>) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(openapi::document))
         .layer(middleware::from_fn(track_requests))
         .layer(cors)
         .with_state(collector)

@@ -1,7 +1,7 @@
 //! Configuration of the embedded log: the `[stream]` section of `tributary.toml`.
 //!
 //! Every field has a documented default; the doc comments here are the configuration reference
-//! (`docs/configuration.md` is generated from the same words).
+//! (`docs/configuration.md` repeats them; a test checks it names every field).
 
 use std::fmt;
 use std::str::FromStr;

@@ -61,10 +61,22 @@ pub(crate) fn validate_name(name: &str) -> Result<(), StreamError> {
 }
 
 impl ConsumerStore {
-    /// Loads every consumer file under `dir`.
+    /// Loads every consumer file under `dir`, creating the directory.
     pub fn open(dir: &Path, shards: usize) -> Result<ConsumerStore, StreamError> {
         create_dir_durable(dir)?;
+        ConsumerStore::open_existing(dir, shards)
+    }
+
+    /// Loads every consumer file under `dir` without creating anything (read-only use).
+    pub fn open_existing(dir: &Path, shards: usize) -> Result<ConsumerStore, StreamError> {
         let mut consumers = BTreeMap::new();
+        if !dir.is_dir() {
+            return Ok(ConsumerStore {
+                dir: dir.to_path_buf(),
+                shards,
+                consumers: Mutex::new(consumers),
+            });
+        }
         let entries = std::fs::read_dir(dir)
             .map_err(|e| StreamError::io(format!("listing {}", dir.display()), e))?;
         for entry in entries {
@@ -151,6 +163,32 @@ impl ConsumerStore {
         self.persist(&next)?;
         consumers.insert(name.to_string(), next);
         Ok(())
+    }
+
+    /// Moves checkpoints that lie past their shard's end back to it (after an OS crash under
+    /// `interval`/`none` durability, a checkpoint can point at records that did not survive).
+    /// Returns `(consumer, shard, checkpoint, new checkpoint)` for each one moved.
+    pub fn clamp_to(
+        &self,
+        next_seqs: &[SeqNo],
+    ) -> Result<Vec<(String, ShardId, SeqNo, SeqNo)>, StreamError> {
+        let mut consumers = self.consumers.lock();
+        let mut moved = Vec::new();
+        for state in consumers.values_mut() {
+            let mut updated = state.clone();
+            for (shard, (position, &end)) in updated.positions.iter_mut().zip(next_seqs).enumerate()
+            {
+                if *position > end {
+                    moved.push((state.name.clone(), shard as ShardId, *position, end));
+                    *position = end;
+                }
+            }
+            if updated != *state {
+                self.persist(&updated)?;
+                *state = updated;
+            }
+        }
+        Ok(moved)
     }
 
     /// Retention is deleting records `[first, next)` of `shard`: every consumer that had not

@@ -55,8 +55,8 @@ struct Inner {
     threads: Mutex<Vec<JoinHandle<()>>>,
     consumers: Arc<ConsumerStore>,
     recovery: RecoveryReport,
-    /// Held for the life of the stream: `flock` on `LOCK`.
-    _lock: File,
+    /// Held for the life of a writable stream: `flock` on `LOCK`.
+    _lock: Option<File>,
 }
 
 /// What opening the stream repaired.
@@ -66,6 +66,21 @@ pub struct RecoveryReport {
     pub truncated: Vec<TruncatedTail>,
     /// Newest segments torn while being created (no header, no frame), renamed to `.torn`.
     pub set_aside: Vec<PathBuf>,
+    /// Consumer checkpoints that pointed past their shard's end and were moved back.
+    pub clamped_checkpoints: Vec<ClampedCheckpoint>,
+}
+
+/// A consumer checkpoint moved back to its shard's end on open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClampedCheckpoint {
+    /// The consumer.
+    pub consumer: String,
+    /// The shard.
+    pub shard: ShardId,
+    /// The checkpoint found.
+    pub from: SeqNo,
+    /// Where it was moved (the shard's next sequence number).
+    pub to: SeqNo,
 }
 
 /// One torn tail cut off during recovery.
@@ -114,15 +129,20 @@ impl EmbeddedLog {
             &dir.join("consumers"),
             config.shards as usize,
         )?);
-        let mut recovery = RecoveryReport::default();
-        let mut shards = Vec::with_capacity(config.shards as usize);
-        for id in 0..config.shards {
-            shards.push(Arc::new(Shard::open(
-                &dir,
-                id,
-                config.index_interval_bytes,
-                &mut recovery,
-            )?));
+        let (shards, mut recovery) = open_shards(&dir, &config, true)?;
+        let next_seqs: Vec<SeqNo> = shards.iter().map(|s| s.next_seq()).collect();
+        for (consumer, shard, from, to) in consumers.clamp_to(&next_seqs)? {
+            tracing::warn!(
+                %consumer, shard, from, to,
+                "checkpoint was past the shard's end (records lost in an OS crash under \
+                 interval/none durability); moved back"
+            );
+            recovery.clamped_checkpoints.push(ClampedCheckpoint {
+                consumer,
+                shard,
+                from,
+                to,
+            });
         }
         let mut writers = Vec::with_capacity(shards.len());
         let mut threads = Vec::with_capacity(shards.len());
@@ -149,9 +169,46 @@ impl EmbeddedLog {
                 threads: Mutex::new(threads),
                 consumers,
                 recovery,
-                _lock: lock,
+                _lock: Some(lock),
             }),
         })
+    }
+
+    /// Opens an existing stream for reading only, beside a process that may be writing it:
+    /// no lock, no writer, nothing on disk changed. The shard count comes from the directory.
+    /// What it sees is a snapshot as of the call (a half-written frame at a shard's end is the
+    /// end); appends, commits and retention answer [`StreamError::ReadOnly`].
+    pub fn open_read_only(dir: impl AsRef<Path>) -> Result<EmbeddedLog> {
+        let dir = dir.as_ref().to_path_buf();
+        let meta = read_meta(&dir)?.ok_or_else(|| {
+            StreamError::Config(format!("no stream in {} (no STREAM file)", dir.display()))
+        })?;
+        let config = Arc::new(StreamConfig {
+            shards: meta.shards,
+            ..StreamConfig::default()
+        });
+        let consumers = Arc::new(ConsumerStore::open_existing(
+            &dir.join("consumers"),
+            config.shards as usize,
+        )?);
+        let (shards, recovery) = open_shards(&dir, &config, false)?;
+        Ok(EmbeddedLog {
+            inner: Arc::new(Inner {
+                dir,
+                config,
+                shards,
+                writers: Vec::new(),
+                threads: Mutex::new(Vec::new()),
+                consumers,
+                recovery,
+                _lock: None,
+            }),
+        })
+    }
+
+    /// Whether this handle can append (false for [`EmbeddedLog::open_read_only`]).
+    pub fn is_read_only(&self) -> bool {
+        self.inner.writers.is_empty()
     }
 
     /// The stream directory.
@@ -218,6 +275,9 @@ impl EmbeddedLog {
 
     /// Applies retention on every shard now; returns the number of segments deleted.
     pub fn enforce_retention(&self) -> Result<u64> {
+        if self.is_read_only() {
+            return Err(StreamError::ReadOnly("retention"));
+        }
         let mut waits = Vec::with_capacity(self.inner.writers.len());
         for writer in &self.inner.writers {
             let (reply, wait) = mpsc::channel();
@@ -237,6 +297,19 @@ impl EmbeddedLog {
     /// [`StreamError::Closed`]; reads keep working. Idempotent.
     pub fn close(&self) -> Result<()> {
         self.inner.close()
+    }
+
+    fn writer(&self, shard: ShardId) -> Result<&mpsc::Sender<Command>> {
+        if self.is_read_only() {
+            return Err(StreamError::ReadOnly("appending"));
+        }
+        self.inner
+            .writers
+            .get(shard as usize)
+            .ok_or(StreamError::UnknownShard {
+                shard,
+                shards: self.inner.config.shards,
+            })
     }
 
     fn shard(&self, shard: ShardId) -> Result<&Arc<Shard>> {
@@ -290,7 +363,7 @@ impl EmbeddedLog {
                 });
             }
             let (reply, wait) = oneshot::channel();
-            self.inner.writers[shard as usize]
+            self.writer(shard)?
                 .send(Command::Append {
                     records: part,
                     reply,
@@ -450,6 +523,9 @@ impl Stream for EmbeddedLog {
 
     async fn register_consumer(&self, name: &str, start: StartPosition) -> Result<()> {
         crate::consumer::validate_name(name)?;
+        if self.is_read_only() {
+            return Err(StreamError::ReadOnly("registering a consumer"));
+        }
         let positions = (0..self.inner.config.shards)
             .map(|shard| self.resolve_now(shard, start))
             .collect::<Result<Vec<_>>>()?;
@@ -466,6 +542,20 @@ impl Stream for EmbeddedLog {
     }
 
     async fn commit(&self, name: &str, positions: &[(ShardId, SeqNo)]) -> Result<()> {
+        if self.is_read_only() {
+            return Err(StreamError::ReadOnly("committing a checkpoint"));
+        }
+        for &(shard, seq) in positions {
+            let next_seq = self.shard(shard)?.next_seq();
+            if seq > next_seq {
+                return Err(StreamError::CheckpointPastEnd {
+                    consumer: name.to_string(),
+                    shard,
+                    seq,
+                    next_seq,
+                });
+            }
+        }
         self.inner.consumers.commit(name, positions)
     }
 
@@ -494,6 +584,9 @@ impl Stream for EmbeddedLog {
     }
 
     async fn check_writable(&self) -> Result<()> {
+        if self.is_read_only() {
+            return Err(StreamError::ReadOnly("appending"));
+        }
         if self.inner.threads.lock().is_empty() {
             return Err(StreamError::Closed);
         }
@@ -538,21 +631,51 @@ fn lock_dir(dir: &Path) -> Result<File> {
     Ok(file)
 }
 
+/// Reads the `STREAM` metadata file, if there is one.
+fn read_meta(dir: &Path) -> Result<Option<StreamMeta>> {
+    let path = dir.join("STREAM");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StreamError::io(format!("reading {}", path.display()), e)),
+    };
+    let meta: StreamMeta = serde_json::from_str(&text)
+        .map_err(|e| StreamError::Config(format!("{} is unreadable: {e}", path.display())))?;
+    if meta.format_version != 1 {
+        return Err(StreamError::Config(format!(
+            "{} has format version {}, this build reads 1",
+            path.display(),
+            meta.format_version
+        )));
+    }
+    Ok(Some(meta))
+}
+
+/// Opens every shard, recovering (writable) or just reading (read-only) its newest segment.
+fn open_shards(
+    dir: &Path,
+    config: &StreamConfig,
+    writable: bool,
+) -> Result<(Vec<Arc<Shard>>, RecoveryReport)> {
+    let mut recovery = RecoveryReport::default();
+    let mut shards = Vec::with_capacity(config.shards as usize);
+    for id in 0..config.shards {
+        shards.push(Arc::new(Shard::open(
+            dir,
+            id,
+            config.index_interval_bytes,
+            writable,
+            &mut recovery,
+        )?));
+    }
+    Ok((shards, recovery))
+}
+
 /// Creates the `STREAM` metadata file, or checks the configuration against it.
 fn check_meta(dir: &Path, shards: u32) -> Result<()> {
     let path = dir.join("STREAM");
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let meta: StreamMeta = serde_json::from_str(&text).map_err(|e| {
-                StreamError::Config(format!("{} is unreadable: {e}", path.display()))
-            })?;
-            if meta.format_version != 1 {
-                return Err(StreamError::Config(format!(
-                    "{} has format version {}, this build reads 1",
-                    path.display(),
-                    meta.format_version
-                )));
-            }
+    match read_meta(dir)? {
+        Some(meta) => {
             if meta.shards != shards {
                 return Err(StreamError::Config(format!(
                     "the stream in {} has {} shards but stream.shards is {shards}; the shard count \
@@ -563,7 +686,7 @@ fn check_meta(dir: &Path, shards: u32) -> Result<()> {
             }
             Ok(())
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        None => {
             let meta = StreamMeta {
                 format_version: 1,
                 shards,
@@ -572,7 +695,6 @@ fn check_meta(dir: &Path, shards: u32) -> Result<()> {
                 .map_err(|e| StreamError::Config(format!("serializing stream metadata: {e}")))?;
             write_atomic(&path, &json)
         }
-        Err(e) => Err(StreamError::io(format!("reading {}", path.display()), e)),
     }
 }
 
@@ -703,5 +825,97 @@ mod tests {
         let log = EmbeddedLog::open(dir.path(), config()).unwrap();
         assert_eq!(log.enforce_retention().unwrap(), 0);
         drop(log);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn read_only_open_reads_beside_a_live_writer_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = EmbeddedLog::open(dir.path(), config()).unwrap();
+        writer
+            .register_consumer("lake", StartPosition::Oldest)
+            .await
+            .unwrap();
+        let appended = writer
+            .append(
+                (0..50)
+                    .map(|i| Record::new(format!("k{i}"), value(i)))
+                    .collect(),
+            )
+            .await
+            .unwrap();
+        // A half-written frame at the end of shard 0, as a live writer may leave for a moment.
+        let active = writer.inner.shards[0].active();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&active.path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, &[7u8; 19]))
+            .unwrap();
+        let reader = EmbeddedLog::open_read_only(dir.path()).unwrap();
+        assert!(reader.is_read_only());
+        let total: usize = (0..2)
+            .map(|shard| {
+                reader
+                    .read_blocking(shard, 0, ReadLimits::default())
+                    .unwrap()
+                    .records
+                    .len()
+            })
+            .sum();
+        assert_eq!(total, appended.len());
+        assert_eq!(reader.consumers().await.unwrap(), vec!["lake".to_string()]);
+        assert!(matches!(
+            reader.append(vec![Record::new("k", "v")]).await,
+            Err(StreamError::ReadOnly(_))
+        ));
+        assert!(matches!(
+            reader.commit("lake", &[(0, 1)]).await,
+            Err(StreamError::ReadOnly(_))
+        ));
+        assert!(reader.check_writable().await.is_err());
+        let len = std::fs::metadata(&active.path).unwrap().len();
+        drop(reader);
+        assert_eq!(
+            std::fs::metadata(&active.path).unwrap().len(),
+            len,
+            "read-only truncated"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn checkpoints_cannot_pass_the_end_and_are_clamped_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let log = EmbeddedLog::open(dir.path(), config()).unwrap();
+            log.register_consumer("lake", StartPosition::Oldest)
+                .await
+                .unwrap();
+            log.append(vec![Record::new("k", "v")]).await.unwrap();
+            let shard = log.shard_for_key(b"k");
+            let err = log.commit("lake", &[(shard, 5)]).await.unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    StreamError::CheckpointPastEnd {
+                        seq: 5,
+                        next_seq: 1,
+                        ..
+                    }
+                ),
+                "{err}"
+            );
+            log.commit("lake", &[(shard, 1)]).await.unwrap();
+        }
+        // As if an OS crash under `none` durability lost records a consumer had committed past.
+        let file = dir.path().join("consumers/lake.json");
+        let text = std::fs::read_to_string(&file)
+            .unwrap()
+            .replace("[0,1]", "[0,9]")
+            .replace("[1,0]", "[9,0]");
+        crate::fsutil::write_atomic(&file, text.as_bytes()).unwrap();
+        let log = EmbeddedLog::open(dir.path(), config()).unwrap();
+        let clamped = &log.recovery_report().clamped_checkpoints;
+        assert_eq!(clamped.len(), 1, "{clamped:?}");
+        assert_eq!((clamped[0].from, clamped[0].to), (9, 1));
+        assert!(log.checkpoints("lake").await.unwrap().contains(&1));
     }
 }

@@ -75,6 +75,25 @@ pub enum StreamError {
     /// The stream was closed while the call was under way.
     #[error("the stream is closed")]
     Closed,
+    /// The stream was opened read-only (for inspection beside a running server).
+    #[error(
+        "the stream is open read-only; {0} needs the writer (stop `tributary serve`, or use its API)"
+    )]
+    ReadOnly(&'static str),
+    /// A checkpoint past the shard's end: it would skip records not yet written.
+    #[error(
+        "consumer {consumer:?}: checkpoint {seq} on shard {shard} is past the shard's end ({next_seq})"
+    )]
+    CheckpointPastEnd {
+        /// The consumer.
+        consumer: String,
+        /// The shard.
+        shard: ShardId,
+        /// The checkpoint asked for.
+        seq: u64,
+        /// The shard's high watermark.
+        next_seq: u64,
+    },
 }
 
 /// What a caller should do about a [`StreamError`].
@@ -97,7 +116,9 @@ impl StreamError {
             StreamError::RecordTooLarge { .. }
             | StreamError::UnknownShard { .. }
             | StreamError::UnknownConsumer(_)
-            | StreamError::InvalidConsumerName { .. } => StreamErrorKind::InvalidInput,
+            | StreamError::InvalidConsumerName { .. }
+            | StreamError::CheckpointPastEnd { .. }
+            | StreamError::ReadOnly(_) => StreamErrorKind::InvalidInput,
             StreamError::Io { .. } | StreamError::Unavailable { .. } | StreamError::Closed => {
                 StreamErrorKind::Unavailable
             }

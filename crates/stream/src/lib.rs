@@ -42,7 +42,7 @@ mod stream;
 mod writer;
 
 pub use config::{Durability, RetentionConfig, StreamConfig};
-pub use embedded::{EmbeddedLog, RecoveryReport, TruncatedTail, VerifyReport};
+pub use embedded::{ClampedCheckpoint, EmbeddedLog, RecoveryReport, TruncatedTail, VerifyReport};
 pub use error::{StreamError, StreamErrorKind};
 pub use partition::{murmur2, shard_for_key};
 pub use record::{

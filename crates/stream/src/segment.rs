@@ -79,6 +79,8 @@ pub(crate) enum Recovered {
     },
     /// The file held no usable header and no data: it was set aside at this path.
     SetAside(PathBuf),
+    /// Read-only: the file has no usable header yet (a writer may be creating it).
+    Unreadable,
 }
 
 impl Segment {
@@ -123,8 +125,9 @@ impl Segment {
         base_seq: u64,
         next_base: u64,
         index_interval: u64,
+        writable: bool,
     ) -> Result<Segment, StreamError> {
-        let file = open_rw(path)?;
+        let file = open_file(path, writable)?;
         let len = file_len(&file, path)?;
         if let Some((index, extent)) = SparseIndex::load(&index_path(path), len) {
             return Ok(Segment::with_state(
@@ -143,7 +146,7 @@ impl Segment {
             );
             extent.len = len;
             extent.next_seq = next_base.max(extent.next_seq);
-        } else if let Err(e) = scan.index.save(&index_path(path), &extent) {
+        } else if writable && let Err(e) = scan.index.save(&index_path(path), &extent) {
             tracing::warn!(segment = %path.display(), error = %e, "could not save rebuilt index");
         }
         Ok(Segment::with_state(
@@ -153,13 +156,16 @@ impl Segment {
 
     /// Recovers the newest segment of a shard: scans every frame, cuts off a torn tail, and
     /// refuses (with [`StreamError::Corrupt`]) damage that a later frame proves was synced.
+    /// Read-only (`writable == false`), it changes nothing: the valid prefix is the segment, as
+    /// a live writer's half-written frame is not damage.
     pub fn recover_active(
         path: &Path,
         shard: ShardId,
         base_seq: u64,
         index_interval: u64,
+        writable: bool,
     ) -> Result<Recovered, StreamError> {
-        let file = open_rw(path)?;
+        let file = open_file(path, writable)?;
         let len = file_len(&file, path)?;
         if let Err(reason) = read_header(&file, path, len).and_then(|h| {
             if h.shard != shard || h.base_seq != base_seq {
@@ -174,6 +180,9 @@ impl Segment {
             // A crash while creating the segment leaves a short or unwritten header and no
             // frame; anything more is damage we must not paper over.
             if proof_of_synced_data(&file, len, 0)?.is_none() {
+                if !writable {
+                    return Ok(Recovered::Unreadable);
+                }
                 drop(file);
                 // Kept aside rather than deleted, for whoever wants to look at it.
                 let aside = path.with_extension("torn");
@@ -207,6 +216,14 @@ impl Segment {
                     ),
                 });
             }
+            if !writable {
+                let segment =
+                    Segment::with_state(shard, base_seq, path, file, scan.extent, scan.index);
+                return Ok(Recovered::Ready {
+                    segment,
+                    truncated: None,
+                });
+            }
             let removed = len - damage.offset;
             tracing::warn!(
                 segment = %path.display(),
@@ -222,8 +239,10 @@ impl Segment {
         }
         // What a crashed process wrote but never synced may sit only in the page cache. Sync it
         // now: frames written from here on claim (through `durable_offset`) that it is on disk.
-        file.sync_data()
-            .map_err(|e| StreamError::io(format!("syncing {}", path.display()), e))?;
+        if writable {
+            file.sync_data()
+                .map_err(|e| StreamError::io(format!("syncing {}", path.display()), e))?;
+        }
         let segment = Segment::with_state(shard, base_seq, path, file, scan.extent, scan.index);
         Ok(Recovered::Ready { segment, truncated })
     }
@@ -471,10 +490,10 @@ impl<'a> FrameCursor<'a> {
     }
 }
 
-fn open_rw(path: &Path) -> Result<File, StreamError> {
+fn open_file(path: &Path, writable: bool) -> Result<File, StreamError> {
     OpenOptions::new()
         .read(true)
-        .write(true)
+        .write(writable)
         .open(path)
         .map_err(|e| StreamError::io(format!("opening {}", path.display()), e))
 }

@@ -40,17 +40,20 @@ impl Shard {
         stream_dir: &Path,
         id: ShardId,
         index_interval: u64,
+        writable: bool,
         recovery: &mut RecoveryReport,
     ) -> Result<Shard, StreamError> {
         let dir = shard_dir(stream_dir, id);
-        crate::fsutil::create_dir_durable(&dir)?;
+        if writable {
+            crate::fsutil::create_dir_durable(&dir)?;
+        }
         let mut bases = list_segments(&dir)?;
         let mut active = None;
         // Recover from the newest segment backwards: a segment torn while being created is set
         // aside and the one before it becomes the active one again.
         while let Some(&base) = bases.last() {
             let path = dir.join(crate::segment::segment_file_name(base));
-            match Segment::recover_active(&path, id, base, index_interval)? {
+            match Segment::recover_active(&path, id, base, index_interval, writable)? {
                 Recovered::Ready {
                     segment,
                     truncated: cut,
@@ -71,11 +74,20 @@ impl Shard {
                     recovery.set_aside.push(aside);
                     bases.pop();
                 }
+                Recovered::Unreadable => {
+                    bases.pop();
+                }
             }
         }
         let active = match active {
             Some(segment) => segment,
-            None => Segment::create(&dir, id, 0)?,
+            None if writable => Segment::create(&dir, id, 0)?,
+            None => {
+                return Err(StreamError::Config(format!(
+                    "shard {id} in {} has no readable segment",
+                    dir.display()
+                )));
+            }
         };
         let mut segments = Vec::with_capacity(bases.len() + 1);
         for (i, &base) in bases.iter().enumerate() {
@@ -87,6 +99,7 @@ impl Shard {
                 base,
                 next_base,
                 index_interval,
+                writable,
             )?));
         }
         let next_seq = active.extent().next_seq;

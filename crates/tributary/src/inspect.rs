@@ -1,8 +1,8 @@
 //! `tributary stream …`: look into the embedded stream from the command line.
 //!
-//! Each subcommand opens the stream directory itself, so it needs the stream's lock: run it
-//! while `tributary serve` is stopped. Opening recovers torn tails exactly as `serve` would, and
-//! every truncation is reported on stderr (and in `verify`'s output), never done silently.
+//! Each subcommand opens the stream directory read-only: it takes no lock and changes nothing
+//! on disk, so it runs beside a live `tributary serve` and shows a snapshot as of the call
+//! (the shard count comes from the directory). Recovery of torn tails is left to the writer.
 
 use std::process::ExitCode;
 
@@ -124,10 +124,8 @@ pub fn open(config: &Config) -> Result<EmbeddedLog> {
         ))
         .into());
     }
-    // The stream's own errors already say what to do about a held lock or a shard mismatch.
-    let log = EmbeddedLog::open(&dir, config.stream.clone())
+    let log = EmbeddedLog::open_read_only(&dir)
         .with_context(|| format!("opening the stream in {}", dir.display()))?;
-    log_recovery(log.recovery_report());
     Ok(log)
 }
 
@@ -140,6 +138,16 @@ pub fn log_recovery(report: &RecoveryReport) {
             offset = tail.offset,
             bytes_removed = tail.bytes_removed,
             "recovery truncated a torn tail (an append that was never acknowledged)"
+        );
+    }
+    for clamp in &report.clamped_checkpoints {
+        tracing::warn!(
+            consumer = %clamp.consumer,
+            shard = clamp.shard,
+            from = clamp.from,
+            to = clamp.to,
+            "a checkpoint pointed past its shard's end (records lost in an OS crash under \
+             interval/none durability) and was moved back"
         );
     }
     for segment in &report.set_aside {
