@@ -101,7 +101,7 @@ pub fn split_events(body: &[u8]) -> Result<Vec<RawEvent<'_>>, ApiError> {
             serde_json::from_slice::<&RawValue>(line).map_err(|e| ApiError::InvalidJson {
                 line: line_number + 1,
                 column: e.column(),
-                message: e.to_string(),
+                message: crate::error::json_message(&e),
             }),
         );
     }

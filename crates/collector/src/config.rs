@@ -25,10 +25,6 @@ pub struct CollectorConfig {
     /// Events accepted but not yet durable, across all requests; past it, requests get 429 with
     /// Retry-After (backpressure that keeps memory bounded). Default 200000.
     pub max_backlog_events: usize,
-    /// Producer clocks may be this far off before `sentAt` correction is applied. Default 0
-    /// (always correct when `sentAt` is present, as Segment does).
-    #[serde(with = "humantime_serde")]
-    pub max_clock_skew: Duration,
     /// Signed requests (`X-Tributary-Signature`) are refused when their timestamp is further
     /// than this from the server's clock. Default 5 minutes.
     #[serde(with = "humantime_serde")]
@@ -54,7 +50,6 @@ impl Default for CollectorConfig {
             max_json_depth: 16,
             max_string_bytes: 8 << 10,
             max_backlog_events: 200_000,
-            max_clock_skew: Duration::ZERO,
             signature_tolerance: Duration::from_secs(300),
             trusted_proxies: Vec::new(),
             cors_origins: vec!["*".into()],

@@ -125,8 +125,18 @@ impl ApiError {
         ApiError::InvalidJson {
             line: error.line(),
             column: error.column(),
-            message: error.to_string(),
+            message: json_message(error),
         }
+    }
+}
+
+/// serde_json's message without its trailing " at line L column C", which `InvalidJson` states
+/// itself.
+pub fn json_message(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    match text.rsplit_once(" at line ") {
+        Some((message, _)) => message.to_string(),
+        None => text,
     }
 }
 

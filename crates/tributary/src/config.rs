@@ -21,6 +21,7 @@ use figment::providers::{Format, Serialized, Toml};
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider, Source};
 use serde::{Deserialize, Serialize};
+use tributary_collector::CollectorConfig;
 use tributary_stream::{StreamConfig, StreamError};
 
 /// Prefix of the environment variables that override configuration fields.
@@ -46,6 +47,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Logging.
     pub log: LogConfig,
+    /// The HTTP ingest edge (`tributary_collector::CollectorConfig`).
+    pub collector: CollectorConfig,
     /// The embedded stream (`tributary_stream::StreamConfig`).
     pub stream: StreamConfig,
 }
@@ -55,6 +58,7 @@ impl Default for Config {
         Config {
             data_dir: PathBuf::from("./data"),
             log: LogConfig::default(),
+            collector: CollectorConfig::default(),
             stream: StreamConfig::default(),
         }
     }
@@ -64,6 +68,11 @@ impl Config {
     /// The directory of the embedded stream.
     pub fn stream_dir(&self) -> PathBuf {
         self.data_dir.join("stream")
+    }
+
+    /// The producer key file (`tributary keys create` writes it, `serve` reloads it).
+    pub fn keys_path(&self) -> PathBuf {
+        self.data_dir.join("keys.json")
     }
 }
 

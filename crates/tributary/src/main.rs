@@ -4,7 +4,8 @@
 //! the components together in one process on local disk (DESIGN.md, principle 5).
 //!
 //! ```text
-//! tributary serve ─────▶ serve.rs ──▶ tributary_stream::EmbeddedLog (+ sample_traffic.rs)
+//! tributary serve ─────▶ serve.rs ──▶ tributary_collector (HTTP) ▶ tributary_stream::EmbeddedLog
+//! tributary keys … ────▶ keys.rs ───▶ <data_dir>/keys.json
 //! tributary stream … ──▶ inspect.rs ─▶ the same log, opened for inspection
 //! tributary bench … ───▶ bench/ ─────▶ fresh logs in a scratch directory
 //! tributary config show ─▶ config.rs (defaults ◀ file ◀ TRIBUTARY_* ◀ flags)
@@ -17,6 +18,7 @@ mod bench;
 mod config;
 mod exit;
 mod inspect;
+mod keys;
 mod logging;
 mod output;
 mod runtime;
@@ -34,7 +36,8 @@ use crate::config::{ConfigSources, Loaded};
 const EXAMPLES: &str = "\
 Examples:
   tributary serve --sample-traffic              run on ./data with demo traffic (Ctrl-C stops)
-  tributary stream stats                        shards, records, bytes (stop serve first)
+  tributary keys create --tenant acme --role write   prints a new write key
+  tributary stream stats                        shards, records, bytes (works beside serve)
   tributary stream lag --consumer serve-demo    how far a consumer is behind
   tributary stream read --shard 0 --from latest --limit 5
   tributary stream verify                       check every checksum; exit 1 on damage
@@ -61,18 +64,24 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run Tributary on local disk. Today: the embedded stream with a demo consumer
-    /// (`serve-demo`) and optional sample traffic; the collector HTTP API comes with the next
-    /// release.
+    /// Run Tributary on local disk: the collector's HTTP API (native, Segment-compatible and
+    /// Kinesis-compatible) in front of the embedded stream, a demo consumer (`serve-demo`) and
+    /// optional sample traffic.
     #[command(after_help = "\
 Examples:
   tributary serve --sample-traffic              ~200 events/s into ./data/stream
-  tributary serve --sample-traffic --rate 2000 --data /var/lib/tributary
+  tributary serve --listen 0.0.0.0:8080 --data /var/lib/tributary
+  KEY=$(tributary keys create --tenant acme --role write)
+  curl -H \"Authorization: Bearer $KEY\" -d '[{\"event_type\":\"page\",\"anonymous_id\":\"a1\"}]' \\
+       -H 'Content-Type: application/json' http://127.0.0.1:8080/v1/events
 Every 5 s a log line reports appended, consumed, lag and shards. Ctrl-C or SIGTERM closes the
 stream cleanly (exit 0).")]
     Serve(serve::ServeArgs),
-    /// Inspect the embedded stream: shard stats, consumers, lag, records, integrity. Needs the
-    /// stream's lock, so stop `serve` first.
+    /// Producer and reader keys: create (prints the secret) and list.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Inspect the embedded stream: shard stats, consumers, lag, records, integrity. Opens it
+    /// read-only, so it works beside a running `serve`.
     #[command(
         subcommand,
         after_help = "\
@@ -119,6 +128,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Serve(args) => serve::run(&loaded.config, args),
         Command::Stream(command) => inspect::run(&loaded.config, command),
+        Command::Keys(command) => keys::run(&loaded.config, command),
         Command::Bench(command) => bench::run(&loaded.config, command),
         Command::Config(ConfigCommand::Show(args)) => show_config(&loaded, args.json),
     }

@@ -1,16 +1,18 @@
 //! `tributary serve`: run Tributary in one process on local disk.
 //!
-//! Today that is the embedded stream with a demonstration consumer; the collector's HTTP API
-//! joins it with the next issue. What runs:
+//! What runs:
 //!
 //! ```text
-//!  sample traffic ──append (ack after durable)──▶ EmbeddedLog ──read──▶ tail ("serve-demo")
-//!  (--sample-traffic)                              <data_dir>/stream      commits checkpoints
+//!  producers ──HTTP──▶ collector (axum) ──append (ack after durable)──▶ EmbeddedLog
+//!                      keys: <data_dir>/keys.json, reloaded     <data_dir>/stream
+//!  sample traffic ──append──────────────────────────────────────────────▲   │
+//!  (--sample-traffic)                                                       ▼ read
+//!                                                          tail ("serve-demo") commits
 //!                         reporter: every 5 s, appended / consumed / lag / shards
 //! ```
 //!
-//! Ctrl-C or SIGTERM stops the generator, lets the in-flight append finish, commits the tail's
-//! position, and closes the stream (syncing it), then exits 0.
+//! Ctrl-C or SIGTERM stops accepting requests (in-flight ones finish), stops the generator,
+//! commits the tail's position, and closes the stream (syncing it), then exits 0.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -23,6 +25,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 use tracing::{info, warn};
+use tributary_collector::Collector;
+use tributary_collector::keys::KeyStore;
 use tributary_model::now_micros;
 use tributary_stream::{EmbeddedLog, ReadLimits, Record, SeqNo, ShardId, StartPosition, Stream};
 
@@ -55,6 +59,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 200, requires = "sample_traffic",
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub rate: u32,
+    /// Address of the HTTP API (overrides `collector.listen`); port 0 picks a free port.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
 }
 
 /// Counters shared by the tasks and the reporter.
@@ -84,12 +91,36 @@ async fn serve(config: &Config, args: &ServeArgs) -> Result<()> {
     log.register_consumer(DEMO_CONSUMER, StartPosition::Oldest)
         .await
         .with_context(|| format!("registering consumer {DEMO_CONSUMER}"))?;
+
+    let keys_path = config.keys_path();
+    let keys = KeyStore::open(&keys_path)
+        .with_context(|| format!("loading keys from {}", keys_path.display()))?;
+    if keys.is_empty() {
+        warn!(
+            file = %keys_path.display(),
+            "no producer keys yet: create one with `tributary keys create --tenant NAME --role write`"
+        );
+    }
+    let stream: Arc<dyn Stream> = Arc::new(log.clone());
+    let collector = Arc::new(Collector::new(
+        stream,
+        Arc::new(keys),
+        config.collector.clone(),
+    ));
+    let reloader = collector.spawn_key_reloader();
+    let listen = args.listen.as_deref().unwrap_or(&config.collector.listen);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen} (collector.listen / --listen)"))?;
+    let address = listener
+        .local_addr()
+        .context("reading the listening address")?;
     info!(
         dir = %dir.display(),
         shards = log.shard_count(),
         durability = %log.config().durability,
         sample_traffic = args.sample_traffic,
-        "stream open; the collector HTTP API arrives with the next release"
+        "listening on http://{address}"
     );
 
     let counters = Arc::new(Counters::default());
@@ -115,7 +146,16 @@ async fn serve(config: &Config, args: &ServeArgs) -> Result<()> {
         stop_rx.clone(),
         producing_rx,
     ));
-    tasks.spawn(report(log.clone(), counters.clone(), stop_rx));
+    tasks.spawn(report(log.clone(), counters.clone(), stop_rx.clone()));
+    let mut http_stop = stop_rx;
+    tasks.spawn(async move {
+        let shutdown = async move {
+            let _ = http_stop.wait_for(|stopping| *stopping).await;
+        };
+        tributary_collector::serve(collector, listener, shutdown)
+            .await
+            .context("serving HTTP")
+    });
 
     // Run until a signal, or until a task fails (then stop the others and report the failure).
     let mut failure = None;
@@ -139,6 +179,7 @@ async fn serve(config: &Config, args: &ServeArgs) -> Result<()> {
         }
     }
 
+    reloader.abort();
     let lag = log.consumer_lag(DEMO_CONSUMER).await.ok();
     info!(
         appended = counters.appended.load(Ordering::Relaxed),

@@ -298,7 +298,8 @@ fn help_explains_serve_and_lists_examples() {
     assert!(text(&output.stdout).contains("Examples:"));
     let output = run(tributary(dir.path()).args(["serve", "--help"]));
     assert_exit(&output, 0);
-    assert!(text(&output.stdout).contains("collector HTTP API"));
+    assert!(text(&output.stdout).contains("the collector's HTTP API"));
+    assert!(text(&output.stdout).contains("--listen"));
 }
 
 #[test]
