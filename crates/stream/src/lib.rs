@@ -39,6 +39,7 @@ mod retention;
 mod segment;
 mod shard;
 mod stream;
+mod syncer;
 mod writer;
 
 pub use config::{Durability, RetentionConfig, StreamConfig};

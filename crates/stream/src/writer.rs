@@ -19,7 +19,9 @@
 
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
@@ -30,6 +32,7 @@ use crate::format::{FRAME_HEADER_LEN, RECORD_OVERHEAD, SEGMENT_HEADER_LEN, encod
 use crate::index::{IndexEntry, SegmentExtent};
 use crate::segment::Segment;
 use crate::shard::Shard;
+use crate::syncer::{SyncJob, Syncer};
 use crate::{Durability, Record, SeqNo, StreamConfig, StreamError};
 
 /// A message to a shard writer.
@@ -56,12 +59,15 @@ pub(crate) struct ShardWriter {
     config: Arc<StreamConfig>,
     consumers: Arc<ConsumerStore>,
     active: Arc<Segment>,
-    /// Extent of the active segment as written and published to readers.
-    published: SegmentExtent,
-    /// The next sequence number to hand out (ahead of `published` while a group is encoded).
+    /// Extent of the active segment as written to the file (readers see it once published:
+    /// at once, or after the sync under `fsync` durability).
+    written: SegmentExtent,
+    /// The next sequence number to hand out (ahead of `written` while a group is encoded).
     next_seq: SeqNo,
-    /// Bytes of the active segment known to be on disk.
-    synced_len: u64,
+    /// Bytes of the active segment known to be on disk (advanced by the syncer thread).
+    synced_len: Arc<AtomicU64>,
+    /// Under `fsync` durability: the syncer thread that overlaps syncs with writing.
+    syncer: Option<(Arc<Syncer>, JoinHandle<()>)>,
     /// Frame bytes since the last index entry.
     since_index: u64,
     /// Newest timestamp handed out; timestamps never decrease within a shard.
@@ -85,20 +91,37 @@ impl ShardWriter {
         consumers: Arc<ConsumerStore>,
     ) -> Self {
         let active = shard.active();
-        let published = active.extent();
+        let written = active.extent();
         let last_ts = shard
             .segments()
             .iter()
             .rev()
             .find_map(|s| s.extent().max_ts)
             .unwrap_or(i64::MIN);
+        let synced_len = Arc::new(AtomicU64::new(written.len));
+        let syncer = (config.durability == Durability::Fsync)
+            .then(|| {
+                let syncer = Arc::new(Syncer::default());
+                let (queue, shard, synced) =
+                    (Arc::clone(&syncer), Arc::clone(&shard), Arc::clone(&synced_len));
+                std::thread::Builder::new()
+                    .name(format!("stream-sync-{}", shard.id))
+                    .spawn(move || queue.run(&shard, &synced))
+                    .map(|handle| (syncer, handle))
+                    .map_err(|e| {
+                        tracing::warn!(error = %e, "no syncer thread; syncing on the writer");
+                    })
+                    .ok()
+            })
+            .flatten();
         ShardWriter {
             shard,
             config,
             consumers,
-            synced_len: published.len,
-            next_seq: published.next_seq,
-            published,
+            synced_len,
+            syncer,
+            next_seq: written.next_seq,
+            written,
             active,
             // Index the first frame written after open.
             since_index: u64::MAX,
@@ -120,7 +143,7 @@ impl ShardWriter {
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    let _ = self.sync_active();
+                    let _ = self.shut_down();
                     return;
                 }
             };
@@ -167,7 +190,7 @@ impl ShardWriter {
                 false
             }
             Command::Close { reply } => {
-                let _ = reply.send(self.sync_active());
+                let _ = reply.send(self.shut_down());
                 true
             }
         }
@@ -180,7 +203,7 @@ impl ShardWriter {
             .check_interval
             .saturating_sub(self.last_retention.elapsed());
         match self.config.durability {
-            Durability::Interval(every) if self.synced_len < self.published.len => every
+            Durability::Interval(every) if self.synced() < self.written.len => every
                 .saturating_sub(self.last_sync.elapsed())
                 .min(retention),
             _ => retention,
@@ -191,7 +214,7 @@ impl ShardWriter {
     /// Periodic work between groups: interval syncs and retention.
     fn housekeeping(&mut self) {
         if let Durability::Interval(every) = self.config.durability
-            && self.synced_len < self.published.len
+            && self.synced() < self.written.len
             && self.last_sync.elapsed() >= every
             && let Err(e) = self.sync_active()
         {
@@ -229,11 +252,31 @@ impl ShardWriter {
             answers.push((0, reply));
         }
         match outcome.and_then(|()| self.flush()) {
-            Ok(()) => {
-                for (first_seq, reply) in answers {
-                    let _ = reply.send(Ok(first_seq));
+            Ok(()) => match &self.syncer {
+                Some((syncer, _)) => syncer.submit(SyncJob {
+                    segment: Arc::clone(&self.active),
+                    extent: self.written,
+                    entries: std::mem::take(&mut self.new_entries),
+                    replies: answers,
+                }),
+                None => {
+                    if self.config.durability == Durability::Fsync {
+                        // No syncer thread could be started: sync here, then answer.
+                        if let Err(e) = self.sync_active() {
+                            self.shard.fail(e.to_string());
+                            let error = self.shard.failure().unwrap_or(e);
+                            for (_, reply) in answers {
+                                let _ = reply.send(Err(unavailable(&error)));
+                            }
+                            return;
+                        }
+                        self.publish_written();
+                    }
+                    for (first_seq, reply) in answers {
+                        let _ = reply.send(Ok(first_seq));
+                    }
                 }
-            }
+            },
             Err(e) => {
                 self.shard.fail(e.to_string());
                 let error = self.shard.failure().unwrap_or(e);
@@ -248,12 +291,12 @@ impl ShardWriter {
     /// frame would not fit. Returns the frame's first sequence number.
     fn encode_append(&mut self, records: &[Record], timestamp: i64) -> Result<SeqNo, StreamError> {
         let frame_len = (FRAME_HEADER_LEN + group_size(records)) as u64;
-        let written = self.published.len + self.buf.len() as u64;
+        let written = self.written.len + self.buf.len() as u64;
         if written > SEGMENT_HEADER_LEN as u64 && written + frame_len > self.config.segment_bytes {
             self.flush()?;
             self.roll_over()?;
         }
-        let offset = self.published.len + self.buf.len() as u64;
+        let offset = self.written.len + self.buf.len() as u64;
         let first_seq = self.next_seq;
         if self.since_index >= self.config.index_interval_bytes {
             self.new_entries.push(IndexEntry {
@@ -264,63 +307,83 @@ impl ShardWriter {
             self.since_index = 0;
         }
         self.since_index = self.since_index.saturating_add(frame_len);
+        let durable_offset = self.synced();
         encode_frame(
             &mut self.buf,
             first_seq,
             timestamp,
-            self.synced_len,
+            durable_offset,
             records.iter().map(|r| (&r.key[..], &r.value[..])),
         );
         self.next_seq += records.len() as u64;
         Ok(first_seq)
     }
 
-    /// Writes the buffered frames, syncs them as the durability setting asks, and publishes
-    /// them to readers.
+    /// Writes the buffered frames to the file. Outside `fsync` durability they are published to
+    /// readers at once; under it, the syncer publishes them after their sync.
     fn flush(&mut self) -> Result<(), StreamError> {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let path = &self.active.path;
         self.active
             .file
-            .write_all_at(&self.buf, self.published.len)
-            .map_err(|e| StreamError::io(format!("writing {}", path.display()), e))?;
-        let len = self.published.len + self.buf.len() as u64;
-        if self.config.durability == Durability::Fsync {
-            self.active
-                .file
-                .sync_data()
-                .map_err(|e| StreamError::io(format!("syncing {}", path.display()), e))?;
-            self.synced_len = len;
-            self.last_sync = Instant::now();
-        }
-        self.buf.clear();
-        self.published = SegmentExtent {
-            len,
+            .write_all_at(&self.buf, self.written.len)
+            .map_err(|e| StreamError::io(format!("writing {}", self.active.path.display()), e))?;
+        self.written = SegmentExtent {
+            len: self.written.len + self.buf.len() as u64,
             next_seq: self.next_seq,
-            min_ts: self.published.min_ts.or(Some(self.last_ts)),
+            min_ts: self.written.min_ts.or(Some(self.last_ts)),
             max_ts: Some(self.last_ts),
         };
-        self.active.publish(self.published, &mut self.new_entries);
-        self.shard.publish_watermark(self.next_seq);
+        self.buf.clear();
+        if self.config.durability != Durability::Fsync {
+            self.publish_written();
+        }
         Ok(())
     }
 
-    /// Syncs whatever of the active segment is not yet on disk.
+    /// Makes everything written visible to readers.
+    fn publish_written(&mut self) {
+        self.active.publish(self.written, &mut self.new_entries);
+        self.shard.publish_watermark(self.next_seq);
+    }
+
+    /// Where the active segment is known to be on disk.
+    fn synced(&self) -> u64 {
+        self.synced_len.load(Ordering::Acquire)
+    }
+
+    /// Syncs whatever of the active segment is not yet on disk (after the syncer's queue).
     fn sync_active(&mut self) -> Result<(), StreamError> {
-        if self.synced_len < self.published.len {
+        if let Some((syncer, _)) = &self.syncer {
+            syncer.wait_idle();
+        }
+        if self.synced() < self.written.len {
             self.active.file.sync_data().map_err(|e| {
                 StreamError::io(format!("syncing {}", self.active.path.display()), e)
             })?;
-            self.synced_len = self.published.len;
+            self.synced_len.fetch_max(self.written.len, Ordering::Release);
         }
         self.last_sync = Instant::now();
         Ok(())
     }
 
+    /// Syncs and stops the syncer thread: the writer is going away.
+    fn shut_down(&mut self) -> Result<(), StreamError> {
+        let result = self.sync_active();
+        if let Some((syncer, handle)) = self.syncer.take() {
+            syncer.stop();
+            let _ = handle.join();
+        }
+        result
+    }
+
     /// Seals the active segment and starts a new one at the next sequence number.
     fn roll_over(&mut self) -> Result<(), StreamError> {
+        // Every job on this segment is answered before it is sealed; then what the writer
+        // wrote last (not yet handed to the syncer) is synced and published by the seal.
+        self.sync_active()?;
+        self.publish_written();
         self.active.seal()?;
         let segment = Arc::new(Segment::create(
             &self.shard.dir,
@@ -328,8 +391,9 @@ impl ShardWriter {
             self.next_seq,
         )?);
         self.shard.push_segment(Arc::clone(&segment));
-        self.published = segment.extent();
-        self.synced_len = self.published.len;
+        self.written = segment.extent();
+        // The syncer is idle (see above), so nothing races this reset to the new file.
+        self.synced_len.store(self.written.len, Ordering::Release);
         self.since_index = u64::MAX;
         self.active = segment;
         // Size-based retention is due as soon as a segment is sealed.
@@ -350,7 +414,7 @@ impl ShardWriter {
 }
 
 /// The error every append of a failed shard gets.
-fn unavailable(error: &StreamError) -> StreamError {
+pub(crate) fn unavailable(error: &StreamError) -> StreamError {
     match error {
         StreamError::Unavailable { shard, reason } => StreamError::Unavailable {
             shard: *shard,
