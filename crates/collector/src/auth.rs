@@ -32,11 +32,13 @@ pub fn presented_key(headers: &HeaderMap, query: Option<&str>) -> Option<String>
         if let Some(encoded) = value.strip_prefix("Basic ") {
             let decoded = base64::engine::general_purpose::STANDARD
                 .decode(encoded.trim())
-                .ok()?;
-            let text = String::from_utf8(decoded).ok()?;
-            // Segment sends the write key as the user name with an empty password.
-            let user = text.split_once(':').map_or(text.as_str(), |(user, _)| user);
-            return Some(user.to_string());
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok());
+            if let Some(text) = decoded {
+                // Segment sends the write key as the user name with an empty password.
+                let user = text.split_once(':').map_or(text.as_str(), |(user, _)| user);
+                return Some(user.to_string());
+            }
         }
     }
     query?

@@ -90,7 +90,16 @@ pub fn split_events(body: &[u8]) -> Result<Vec<RawEvent<'_>>, ApiError> {
     if body[start] == b'[' {
         let events: Vec<&RawValue> =
             serde_json::from_slice(body).map_err(|e| ApiError::from_json(&e))?;
+        if events.is_empty() {
+            return Err(ApiError::BadRequest(
+                "the batch is an empty array; send at least one event".into(),
+            ));
+        }
         return Ok(events.into_iter().map(Ok).collect());
+    }
+    // One object, possibly pretty-printed over several lines; NDJSON otherwise.
+    if let Ok(single) = serde_json::from_slice::<&RawValue>(body) {
+        return Ok(vec![Ok(single)]);
     }
     let mut events = Vec::new();
     for (line_number, line) in body.split(|b| *b == b'\n').enumerate() {
@@ -126,6 +135,12 @@ mod tests {
             ndjson[2],
             Err(ApiError::InvalidJson { line: 4, .. })
         ));
+    }
+
+    #[test]
+    fn a_pretty_printed_object_is_one_event_and_an_empty_array_is_refused() {
+        assert_eq!(split_events(b"{\n  \"a\": 1\n}\n").unwrap().len(), 1);
+        assert!(matches!(split_events(b"[]"), Err(ApiError::BadRequest(_))));
     }
 
     #[test]

@@ -33,7 +33,8 @@
 //! | any other top-level field (`_metadata`, `channel`, `receivedAt`, …) | `context.extra`, by name |
 //!
 //! Nothing accepted is lost: leftovers of `context.page` / `context.campaign` (e.g.
-//! `page.search`, `campaign.id`) go to `context.extra["page_extra"]` / `["campaign_extra"]`,
+//! `page.search`, `campaign.id`) stay in the page / campaign (their `extra`); a typed field
+//! sent with a non-string value goes to `context.extra["page_extra"]` / `["campaign_extra"]`,
 //! and a name that is already taken (or is one of the typed context fields) gets a `_1`, `_2`, …
 //! suffix instead of replacing what is there. The only thing dropped is `writeKey`, a
 //! credential; a message whose `writeKey` is not the request's key is refused. Batch-level
@@ -570,6 +571,17 @@ fn merge_traits(
 /// or the event's JSON would have the key twice.
 const TYPED_CONTEXT_FIELDS: [&str; 5] = ["page", "user_agent", "ip", "locale", "campaign"];
 
+/// Splits what is left of an object into the fields named like typed ones (whose values were
+/// not strings) and the others.
+fn split_typed(
+    fields: Map<String, Value>,
+    typed: &[&str],
+) -> (Map<String, Value>, Map<String, Value>) {
+    fields
+        .into_iter()
+        .partition(|(name, _)| typed.contains(&name.as_str()))
+}
+
 /// Splits a Segment context into the model's typed fields and `extra` (which may already hold
 /// entries; they keep their names).
 fn map_context(mut fields: Map<String, Value>, extra: Map<String, Value>) -> EventContext {
@@ -581,17 +593,22 @@ fn map_context(mut fields: Map<String, Value>, extra: Map<String, Value>) -> Eve
     match fields.remove("page") {
         None | Some(Value::Null) => {}
         Some(Value::Object(mut page)) => {
-            let mapped = PageContext {
+            let mut mapped = PageContext {
                 url: take_string(&mut page, "url"),
                 path: take_string(&mut page, "path"),
                 title: take_string(&mut page, "title"),
                 referrer: take_string(&mut page, "referrer"),
+                ..PageContext::default()
             };
+            // Other page fields stay on the page; a typed name with a non-string value cannot
+            // (it would not read back), so it goes to `page_extra`.
+            let (odd, other) = split_typed(page, &["url", "path", "title", "referrer"]);
+            mapped.extra = other;
             if mapped != PageContext::default() {
                 context.page = Some(mapped);
             }
-            if !page.is_empty() {
-                leftovers.push(("page_extra", Value::Object(page)));
+            if !odd.is_empty() {
+                leftovers.push(("page_extra", Value::Object(odd)));
             }
         }
         Some(other) => leftovers.push(("page_extra", other)),
@@ -599,18 +616,22 @@ fn map_context(mut fields: Map<String, Value>, extra: Map<String, Value>) -> Eve
     match fields.remove("campaign") {
         None | Some(Value::Null) => {}
         Some(Value::Object(mut campaign)) => {
-            let mapped = Campaign {
+            let mut mapped = Campaign {
                 source: take_string(&mut campaign, "source"),
                 medium: take_string(&mut campaign, "medium"),
                 name: take_string(&mut campaign, "name"),
                 term: take_string(&mut campaign, "term"),
                 content: take_string(&mut campaign, "content"),
+                ..Campaign::default()
             };
+            let (odd, other) =
+                split_typed(campaign, &["source", "medium", "name", "term", "content"]);
+            mapped.extra = other;
             if mapped != Campaign::default() {
                 context.campaign = Some(mapped);
             }
-            if !campaign.is_empty() {
-                leftovers.push(("campaign_extra", Value::Object(campaign)));
+            if !odd.is_empty() {
+                leftovers.push(("campaign_extra", Value::Object(odd)));
             }
         }
         Some(other) => leftovers.push(("campaign_extra", other)),
@@ -785,8 +806,8 @@ mod tests {
         assert_eq!(extra["sessionId"], "s-from-context");
         assert_eq!(extra["integrations"], json!({"All": true}));
         assert_eq!(extra["_metadata"], json!({"bundled": ["Segment.io"]}));
-        assert_eq!(extra["page_extra"], json!({"search": "?x=1"}));
-        assert_eq!(extra["campaign_extra"], json!({"id": "c-9"}));
+        assert_eq!(page.extra["search"], "?x=1");
+        assert_eq!(campaign.extra["id"], "c-9");
         assert!(
             !extra.contains_key("writeKey"),
             "credentials are not stored"

@@ -92,6 +92,9 @@ pub struct PageContext {
     /// Referring URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub referrer: Option<String>,
+    /// Any other page field the producer sent (`search`, `hash`, …), kept as sent.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 /// UTM campaign fields (`utm_source`, `utm_medium`, …) without the `utm_` prefix.
@@ -112,6 +115,9 @@ pub struct Campaign {
     /// `utm_content`
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
+    /// Any other campaign field the producer sent, kept as sent.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 #[cfg(test)]
