@@ -107,9 +107,10 @@ impl Syncer {
         let segment = Arc::clone(&last.segment);
         let outcome = match shard.failure() {
             Some(error) => Err(error),
-            None => segment.file.sync_data().map_err(|e| {
-                StreamError::io(format!("syncing {}", segment.path.display()), e)
-            }),
+            None => segment
+                .file
+                .sync_data()
+                .map_err(|e| StreamError::io(format!("syncing {}", segment.path.display()), e)),
         };
         match outcome {
             Ok(()) => {

@@ -102,8 +102,11 @@ impl ShardWriter {
         let syncer = (config.durability == Durability::Fsync)
             .then(|| {
                 let syncer = Arc::new(Syncer::default());
-                let (queue, shard, synced) =
-                    (Arc::clone(&syncer), Arc::clone(&shard), Arc::clone(&synced_len));
+                let (queue, shard, synced) = (
+                    Arc::clone(&syncer),
+                    Arc::clone(&shard),
+                    Arc::clone(&synced_len),
+                );
                 std::thread::Builder::new()
                     .name(format!("stream-sync-{}", shard.id))
                     .spawn(move || queue.run(&shard, &synced))
@@ -362,7 +365,8 @@ impl ShardWriter {
             self.active.file.sync_data().map_err(|e| {
                 StreamError::io(format!("syncing {}", self.active.path.display()), e)
             })?;
-            self.synced_len.fetch_max(self.written.len, Ordering::Release);
+            self.synced_len
+                .fetch_max(self.written.len, Ordering::Release);
         }
         self.last_sync = Instant::now();
         Ok(())

@@ -19,6 +19,7 @@ mod config;
 mod exit;
 mod inspect;
 mod keys;
+mod loadgen;
 mod logging;
 mod output;
 mod runtime;
@@ -93,6 +94,16 @@ Examples:
 See docs/operations.md for what the figures mean and what to do about damage."
     )]
     Stream(inspect::StreamCommand),
+    /// Send realistic clickstream to a running collector over HTTP (native, Segment or
+    /// Kinesis API) at a given rate, and report acked events/s and ack latency.
+    #[command(after_help = "\
+Examples:
+  tributary loadgen --key $KEY --rate 5000 --duration 30
+  tributary loadgen --key $KEY --api segment --rate 0 --concurrency 64 --json
+  tributary loadgen --api kinesis --key $AWS_ACCESS_KEY_ID --aws-secret $AWS_SECRET_ACCESS_KEY
+Bodies are encoded before the clock starts and reused, so event ids repeat (downstream dedup
+folds them); --unique encodes every request afresh. Exit 1 when no event was acknowledged.")]
+    Loadgen(loadgen::LoadgenArgs),
     /// Benchmarks. Each prints a table for people, then one JSON line with every figure.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -129,6 +140,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve(args) => serve::run(&loaded.config, args),
         Command::Stream(command) => inspect::run(&loaded.config, command),
         Command::Keys(command) => keys::run(&loaded.config, command),
+        Command::Loadgen(args) => loadgen::run(args),
         Command::Bench(command) => bench::run(&loaded.config, command),
         Command::Config(ConfigCommand::Show(args)) => show_config(&loaded, args.json),
     }

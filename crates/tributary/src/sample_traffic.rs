@@ -427,6 +427,7 @@ impl SampleTraffic {
                     path: Some(path),
                     title: Some(title),
                     referrer,
+                    ..PageContext::default()
                 });
                 ("page".to_owned(), Map::new(), campaign)
             }

@@ -1,10 +1,11 @@
 //! `tributary bench …`: benchmarks that print a table for people, then one JSON line with every
 //! figure for `docs/performance.md` and for scripts that compare runs.
 //!
-//! One module per benchmark (`stream` today; `ingest` and `query` join as siblings); this module
+//! One module per benchmark (`stream`, `ingest`; `query` joins as a sibling); this module
 //! holds what they share: the machine description that goes with every figure, latency
 //! percentiles, the progress bar and the scratch directory.
 
+mod ingest;
 mod stream;
 
 use std::path::{Path, PathBuf};
@@ -31,12 +32,24 @@ Examples:
 Build with --release (cargo run --release -p tributary -- bench stream): a debug build is
 several times slower and says so in its output.")]
     Stream(stream::StreamBenchArgs),
+    /// HTTP ingest throughput and acknowledgement latency: the load generator against an
+    /// in-process collector on 127.0.0.1 (separate runtimes), next to the stream's own append
+    /// bound for the same record size and concurrency.
+    #[command(after_help = "\
+Examples:
+  tributary bench ingest --quick                 ~15 s: 32 connections, native API
+  tributary bench ingest                         ~70 s: 8, 32 and 64 connections
+  tributary bench ingest --api kinesis --concurrency 64
+  tributary bench ingest --durability none       the HTTP edge's CPU cost without the disk
+Build with --release: a debug build is several times slower and says so in its output.")]
+    Ingest(ingest::IngestBenchArgs),
 }
 
 /// Runs one benchmark.
 pub fn run(config: &Config, command: &BenchCommand) -> Result<ExitCode> {
     match command {
         BenchCommand::Stream(args) => stream::run(config, args),
+        BenchCommand::Ingest(args) => ingest::run(config, args),
     }
 }
 

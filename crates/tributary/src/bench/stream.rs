@@ -36,7 +36,7 @@ const BATCH_SIZES: [usize; 4] = [1, 10, 100, 500];
 /// Concurrent writer threads.
 const WRITER_COUNTS: [usize; 3] = [1, 4, 16];
 /// Distinct partition keys the writers draw from.
-const KEY_POOL: usize = 1000;
+pub(super) const KEY_POOL: usize = 1000;
 /// Seconds per cell in a full run: long enough for p99 to settle on a disk doing ~1000 syncs/s.
 const FULL_SECONDS: f64 = 4.0;
 /// Seconds per cell with `--quick`: 16 runs of 0.6 s stay well under a minute.
@@ -95,19 +95,19 @@ struct Params {
     dir: PathBuf,
 }
 
-/// One (batch size, writer count) measurement.
+/// One (batch size, writer count) measurement; `bench ingest` reports it as its stream bound.
 #[derive(Debug, Clone, Serialize)]
-struct Cell {
-    batch: usize,
-    writers: usize,
-    records: u64,
-    appends: u64,
-    seconds: f64,
-    records_per_s: f64,
-    mb_per_s: f64,
-    p50_us: u32,
-    p99_us: u32,
-    max_us: u32,
+pub(super) struct Cell {
+    pub(super) batch: usize,
+    pub(super) writers: usize,
+    pub(super) records: u64,
+    pub(super) appends: u64,
+    pub(super) seconds: f64,
+    pub(super) records_per_s: f64,
+    pub(super) mb_per_s: f64,
+    pub(super) p50_us: u32,
+    pub(super) p99_us: u32,
+    pub(super) max_us: u32,
 }
 
 /// The raw disk loop for one batch size.
@@ -189,9 +189,7 @@ pub fn run(config: &Config, args: &StreamBenchArgs) -> Result<ExitCode> {
 
     let bar = progress_bar((plan.len() + raw_batches.len()) as u64);
     let value = sample_value(record_bytes);
-    let keys: Vec<Bytes> = (0..KEY_POOL)
-        .map(|i| Bytes::from(format!("tenant:session-{i}")))
-        .collect();
+    let keys = session_keys();
     let mut cells = Vec::with_capacity(plan.len());
     for &(batch, writers) in &plan {
         bar.set_message(format!("append: batch {batch}, {writers} writers"));
@@ -242,8 +240,15 @@ pub fn run(config: &Config, args: &StreamBenchArgs) -> Result<ExitCode> {
     Ok(ExitCode::from(OK))
 }
 
+/// The partition keys writers draw from: [`KEY_POOL`] sessions of one tenant.
+pub(super) fn session_keys() -> Vec<Bytes> {
+    (0..KEY_POOL)
+        .map(|i| Bytes::from(format!("tenant:session-{i}")))
+        .collect()
+}
+
 /// A value of `len` printable bytes; not all zeros, so nothing below can shortcut it.
-fn sample_value(len: usize) -> Bytes {
+pub(super) fn sample_value(len: usize) -> Bytes {
     let mut rng = StdRng::seed_from_u64(0x7269_6275);
     (0..len)
         .map(|_| rng.random_range(b'a'..=b'z'))
@@ -251,8 +256,10 @@ fn sample_value(len: usize) -> Bytes {
         .into()
 }
 
-/// One cell: a fresh log, `writers` threads appending batches of `batch` for `duration`.
-fn run_cell(
+/// One cell: a fresh log in `dir` (deleted afterwards), `writers` threads appending batches of
+/// `batch` records, each batch under one key drawn from `keys`, with `value` as every record's
+/// value, for `duration`.
+pub(super) fn run_cell(
     dir: &std::path::Path,
     config: StreamConfig,
     batch: usize,
