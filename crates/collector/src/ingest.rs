@@ -32,13 +32,15 @@ pub async fn append(
     if records.is_empty() {
         return Ok(Vec::new());
     }
-    collector.limiter.check(key, records.len())?;
     let count = records.len();
     let permits = acquire_backlog(
         &collector.backlog,
         count,
         collector.config.max_backlog_events,
     )?;
+    // After the backlog check, so a request refused for backpressure does not spend the key's
+    // rate budget.
+    collector.limiter.check(key, count)?;
     metrics::gauge!(telemetry::BACKLOG).increment(count as f64);
     let started = Instant::now();
     let result = collector.stream.append(records).await;

@@ -37,6 +37,12 @@ pub async fn read(
     let received_at = tributary_model::now_micros();
     let (parts, body) = request.into_parts();
     let config = &collector.config;
+    // A key in a header or the URL is checked before the body is read, so an unauthenticated
+    // client costs no body read or decompression; only a key inside the body waits for it.
+    let early_key = match auth::presented_key(&parts.headers, parts.uri.query()) {
+        Some(key) => Some(auth::authenticate(&collector.keys, Some(&key))?),
+        None => None,
+    };
     body::check_json_content_type(&parts.headers)?;
     let raw = axum::body::to_bytes(body, config.max_body_bytes)
         .await
@@ -50,9 +56,10 @@ pub async fn read(
         })?;
     metrics::counter!(crate::telemetry::REQUEST_BYTES, "api" => api).increment(raw.len() as u64);
     let decoded = body::decode(&parts.headers, raw.clone(), config.max_body_bytes)?;
-    let presented =
-        auth::presented_key(&parts.headers, parts.uri.query()).or_else(|| body_key(&decoded));
-    let key = auth::authenticate(&collector.keys, presented.as_deref())?;
+    let key = match early_key {
+        Some(key) => key,
+        None => auth::authenticate(&collector.keys, body_key(&decoded).as_deref())?,
+    };
     auth::authorize_write(&key, &parts.headers, &raw, config.signature_tolerance)?;
     let peer: Option<IpAddr> = parts
         .extensions

@@ -194,7 +194,10 @@ async fn track_maps_every_segment_field() {
     );
     assert!(!extra.contains_key("page_extra"));
     let page = event.context.page.as_ref().unwrap();
-    assert_eq!(page.extra["search"], "?x=1", "unknown page fields stay on the page");
+    assert_eq!(
+        page.extra["search"], "?x=1",
+        "unknown page fields stay on the page"
+    );
 }
 
 #[tokio::test]
