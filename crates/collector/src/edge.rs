@@ -5,11 +5,13 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-use tributary_model::{Event, EventContext, TimestampMicros};
+use tributary_model::{EventContext, TimestampMicros};
 
 use crate::keys::KeyRecord;
+use crate::stored::{StoredContext, StoredEvent, StoredProperties};
 
 /// Longest id (event, anonymous, user, session) accepted, in bytes.
 pub const MAX_ID_BYTES: usize = 256;
@@ -31,10 +33,26 @@ pub struct EdgeEvent {
     pub timestamp: Option<TimestampMicros>,
     /// When the producer sent it, on the same clock (Segment's `sentAt`).
     pub sent_at: Option<TimestampMicros>,
-    /// Context as sent.
+    /// Context as mapped (the whole context unless `raw_context` is set).
     pub context: EventContext,
-    /// Page-specific fields.
+    /// Page-specific fields as mapped (ignored when `raw_properties` is set).
     pub properties: Map<String, Value>,
+    /// The producer's context object kept as sent (native API); `context` then carries only
+    /// which of `ip` / `user_agent` it already has, so the edge fills just the missing ones.
+    pub raw_context: Option<RawContext>,
+    /// The producer's properties object kept as sent (native API).
+    pub raw_properties: Option<Box<RawValue>>,
+}
+
+/// A producer's context object kept as sent, with what the edge needs to know about it.
+#[derive(Debug, Clone)]
+pub struct RawContext {
+    /// The object's JSON text.
+    pub json: Box<RawValue>,
+    /// Whether it has an `ip` member.
+    pub has_ip: bool,
+    /// Whether it has a `user_agent` member.
+    pub has_user_agent: bool,
 }
 
 /// Facts about the request every event of it shares.
@@ -73,7 +91,7 @@ impl EdgeError {
 
 /// Applies the edge rules to one event. `raw` is the event's bytes as sent, hashed for a
 /// deterministic `event_id` so that a retried event gets the same id and dedup catches it.
-pub fn finish(event: EdgeEvent, raw: &[u8], meta: &RequestMeta) -> Result<Event, EdgeError> {
+pub fn finish(event: EdgeEvent, raw: &[u8], meta: &RequestMeta) -> Result<StoredEvent, EdgeError> {
     let EdgeEvent {
         event_id,
         anonymous_id,
@@ -84,6 +102,8 @@ pub fn finish(event: EdgeEvent, raw: &[u8], meta: &RequestMeta) -> Result<Event,
         sent_at,
         mut context,
         properties,
+        raw_context,
+        raw_properties,
     } = event;
     for (field, value) in [
         ("event_id", &event_id),
@@ -131,28 +151,38 @@ pub fn finish(event: EdgeEvent, raw: &[u8], meta: &RequestMeta) -> Result<Event,
         ));
     }
     let ts = corrected_time(timestamp, sent_at, meta.received_at);
-    if context.ip.is_none() {
+    let (has_ip, has_user_agent, raw_context) = match raw_context {
+        Some(raw) => (raw.has_ip, raw.has_user_agent, Some(raw.json)),
+        None => (context.ip.is_some(), context.user_agent.is_some(), None),
+    };
+    if !has_ip {
         context.ip = meta.client_ip.map(|ip| ip.to_string());
     }
-    if context.user_agent.is_none() {
+    if !has_user_agent {
         context.user_agent = meta.user_agent.clone();
     }
     let event_id = match event_id.filter(|s| !s.is_empty()) {
         Some(id) => id,
         None => deterministic_id(&meta.key.tenant, raw),
     };
-    Ok(Event {
+    Ok(StoredEvent {
         event_id,
         tenant_id: meta.key.tenant.clone(),
         anonymous_id: anonymous_id.unwrap_or_default(),
         user_id,
         session_id: session_id.unwrap_or_default(),
-        event_family: default_family(&event_type).to_string(),
+        event_family: default_family(&event_type),
         event_type,
         ts,
         received_at: meta.received_at,
-        context,
-        properties,
+        context: StoredContext {
+            typed: context,
+            raw: raw_context,
+        },
+        properties: match raw_properties {
+            Some(raw) => StoredProperties::Raw(raw),
+            None => StoredProperties::Map(properties),
+        },
     })
 }
 
@@ -269,8 +299,8 @@ mod tests {
         let done = finish(event.clone(), b"raw", &meta()).unwrap();
         assert_eq!(done.tenant_id, "acme");
         assert_eq!(done.event_family, "track");
-        assert_eq!(done.context.ip.as_deref(), Some("203.0.113.9"));
-        assert_eq!(done.context.user_agent.as_deref(), Some("ua"));
+        assert_eq!(done.context.typed.ip.as_deref(), Some("203.0.113.9"));
+        assert_eq!(done.context.typed.user_agent.as_deref(), Some("ua"));
         assert_eq!(done.ts, done.received_at);
         let again = finish(event, b"raw", &meta()).unwrap();
         assert_eq!(done.event_id, again.event_id, "ids are deterministic");

@@ -7,16 +7,16 @@
 use std::time::Instant;
 
 use tokio::sync::Semaphore;
-use tributary_model::Event;
 use tributary_stream::{Appended, Record, StreamErrorKind};
 
 use crate::Collector;
 use crate::error::{ApiError, Rejection};
 use crate::keys::KeyRecord;
+use crate::stored::StoredEvent;
 use crate::telemetry;
 
 /// Serializes an edge-finished event into its stream record (key: `tenant:session`).
-pub fn event_record(event: &Event) -> Result<Record, ApiError> {
+pub fn event_record(event: &StoredEvent) -> Result<Record, ApiError> {
     let value = serde_json::to_vec(event)
         .map_err(|e| ApiError::Internal(format!("serializing an event: {e}")))?;
     Ok(Record::new(event.partition_key(), value))

@@ -30,6 +30,7 @@ pub mod request;
 pub mod segment;
 pub mod shape;
 pub mod sigv4;
+pub mod stored;
 pub mod telemetry;
 pub mod tracker;
 

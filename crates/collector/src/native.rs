@@ -10,22 +10,25 @@
 //! is ignored (a tenant in the body is never trusted). Unknown top-level fields are refused by
 //! name, so a typo (`timestamp` for `ts`) is an error instead of a silently lost value.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Request, State};
+use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
+use serde_json::Map;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
 use tributary_model::{EventContext, TimestampMicros};
 
 use crate::Collector;
 use crate::body::split_events;
-use crate::edge::{self, EdgeEvent, RequestMeta};
+use crate::edge::{self, EdgeEvent, RawContext, RequestMeta};
 use crate::error::{ApiError, Rejection};
 use crate::ingest;
 use crate::request;
 use crate::shape::{self, ShapeError};
+use crate::stored::StoredEvent;
 
 /// The answer to an ingest request that made at least one event durable.
 #[derive(Debug, Serialize, PartialEq)]
@@ -49,14 +52,15 @@ struct NativeEvent {
     #[serde(default)]
     session_id: Option<String>,
     event_type: String,
+    #[serde(default, deserialize_with = "time_ts")]
+    ts: Option<TimestampMicros>,
+    #[serde(default, deserialize_with = "time_sent_at")]
+    sent_at: Option<TimestampMicros>,
+    // Kept as sent (after a shape check) rather than parsed into maps and written back.
     #[serde(default)]
-    ts: Option<TimeValue>,
+    context: Option<Box<RawValue>>,
     #[serde(default)]
-    sent_at: Option<TimeValue>,
-    #[serde(default)]
-    context: Option<EventContext>,
-    #[serde(default)]
-    properties: Option<Map<String, Value>>,
+    properties: Option<Box<RawValue>>,
     // Set by the server; accepted so that events read back from the lake can be re-sent.
     #[serde(default, rename = "tenant_id")]
     _tenant_id: Option<serde::de::IgnoredAny>,
@@ -66,23 +70,98 @@ struct NativeEvent {
     _event_family: Option<serde::de::IgnoredAny>,
 }
 
-/// A time as RFC 3339 text or integer microseconds since the epoch.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum TimeValue {
-    Micros(i64),
-    Text(String),
+/// The typed members of a context, checked for their types without building the rest
+/// (unknown members are skipped, and kept as sent in the raw object).
+// Members are deserialized to check their types; only `ip` and `user_agent` are read after.
+#[allow(dead_code)]
+#[derive(Deserialize)]
+struct ContextShape<'a> {
+    #[serde(default, borrow)]
+    page: Option<PageShape<'a>>,
+    #[serde(default, borrow)]
+    user_agent: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    ip: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    locale: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    campaign: Option<CampaignShape<'a>>,
 }
 
-impl TimeValue {
-    fn micros(&self, field: &'static str) -> Result<TimestampMicros, (&'static str, String)> {
-        match self {
-            TimeValue::Micros(us) => Ok(*us),
-            TimeValue::Text(text) => edge::parse_rfc3339(text).ok_or((
-                field,
-                format!("{field} {text:?} is not an RFC 3339 time or integer microseconds"),
-            )),
-        }
+#[allow(dead_code)]
+#[derive(Deserialize)]
+struct PageShape<'a> {
+    #[serde(default, borrow)]
+    url: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    path: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    title: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    referrer: Option<Cow<'a, str>>,
+}
+
+#[allow(dead_code)]
+#[derive(Deserialize)]
+struct CampaignShape<'a> {
+    #[serde(default, borrow)]
+    source: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    medium: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    term: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    content: Option<Cow<'a, str>>,
+}
+
+fn time_ts<'de, D: Deserializer<'de>>(d: D) -> Result<Option<TimestampMicros>, D::Error> {
+    d.deserialize_any(TimeVisitor { field: "ts" })
+}
+
+fn time_sent_at<'de, D: Deserializer<'de>>(d: D) -> Result<Option<TimestampMicros>, D::Error> {
+    d.deserialize_any(TimeVisitor { field: "sent_at" })
+}
+
+/// A time as RFC 3339 text or integer microseconds since the epoch, parsed in one step (an
+/// untagged enum would build and throw away an error for every text time).
+struct TimeVisitor {
+    field: &'static str,
+}
+
+impl<'de> Visitor<'de> for TimeVisitor {
+    type Value = Option<TimestampMicros>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(
+            f,
+            "`{}` as an RFC 3339 time or integer microseconds",
+            self.field
+        )
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Some(v))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        i64::try_from(v)
+            .map(Some)
+            .map_err(|_| E::custom(format!("`{}` {v} is out of range", self.field)))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        edge::parse_rfc3339(v).map(Some).ok_or_else(|| {
+            E::custom(format!(
+                "`{}` {v:?} is not an RFC 3339 time or integer microseconds",
+                self.field
+            ))
+        })
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
     }
 }
 
@@ -139,27 +218,53 @@ pub fn parse_event(
     raw: &RawValue,
     collector: &Collector,
     meta: &RequestMeta,
-) -> Result<tributary_model::Event, Rejection> {
+) -> Result<StoredEvent, Rejection> {
     let config = &collector.config;
     let bytes = raw.get().as_bytes();
     check_limits(index, bytes, config)?;
-    let native: NativeEvent = serde_json::from_str(raw.get()).map_err(|e| Rejection {
-        index,
-        reason: "invalid",
-        field: field_of_serde_error(&e),
-        message: format!("event {index}: {e}"),
-    })?;
-    let time = |value: &Option<TimeValue>, field| {
-        value
-            .as_ref()
-            .map(|v| v.micros(field))
-            .transpose()
-            .map_err(|(field, message)| Rejection {
-                index,
-                reason: "invalid",
-                field: Some(field.to_string()),
-                message: format!("event {index}: {message}"),
+    // The fast parse does not track where it is; on error, parse again to name the field.
+    let invalid = |e: serde_json::Error, prefix: &str, field: Option<String>| {
+        let field = field.or_else(|| field_of_serde_error(&e));
+        let at = field
+            .as_deref()
+            .map(|f| format!("{prefix}{f}"))
+            .unwrap_or_else(|| prefix.trim_end_matches('.').to_string());
+        Rejection {
+            index,
+            reason: "invalid",
+            field: (!at.is_empty()).then(|| at.clone()),
+            message: if at.is_empty() {
+                format!("event {index}: {}", crate::error::json_message(&e))
+            } else {
+                format!("event {index}: `{at}`: {}", crate::error::json_message(&e))
+            },
+        }
+    };
+    let native: NativeEvent = serde_json::from_str(raw.get())
+        .map_err(|e| invalid(e, "", error_path::<NativeEvent>(raw.get())))?;
+    let raw_context = match native.context {
+        Some(json) if json.get() != "null" => {
+            if !json.get().starts_with('{') {
+                return Err(not_an_object(index, "context"));
+            }
+            let shape: ContextShape = serde_json::from_str(json.get())
+                .map_err(|e| invalid(e, "context.", error_path::<ContextShape>(json.get())))?;
+            Some(RawContext {
+                has_ip: shape.ip.is_some(),
+                has_user_agent: shape.user_agent.is_some(),
+                json,
             })
+        }
+        _ => None,
+    };
+    let raw_properties = match native.properties {
+        Some(json) if json.get() != "null" => {
+            if !json.get().starts_with('{') {
+                return Err(not_an_object(index, "properties"));
+            }
+            Some(json)
+        }
+        _ => None,
     };
     let event = EdgeEvent {
         event_id: native.event_id,
@@ -167,10 +272,12 @@ pub fn parse_event(
         user_id: native.user_id,
         session_id: native.session_id,
         event_type: native.event_type,
-        timestamp: time(&native.ts, "ts")?,
-        sent_at: time(&native.sent_at, "sent_at")?,
-        context: native.context.unwrap_or_default(),
-        properties: native.properties.unwrap_or_default(),
+        timestamp: native.ts,
+        sent_at: native.sent_at,
+        context: EventContext::default(),
+        properties: Map::new(),
+        raw_context,
+        raw_properties,
     };
     edge::finish(event, bytes, meta).map_err(|e| Rejection {
         index,
@@ -178,6 +285,15 @@ pub fn parse_event(
         field: Some(e.field.to_string()),
         message: format!("event {index}: {}", e.message),
     })
+}
+
+fn not_an_object(index: usize, field: &str) -> Rejection {
+    Rejection {
+        index,
+        reason: "invalid",
+        field: Some(field.to_string()),
+        message: format!("event {index}: `{field}` must be a JSON object"),
+    }
 }
 
 /// The per-event limits shared by every JSON API: size, nesting depth, string length.
@@ -217,12 +333,29 @@ pub fn check_limits(
     })
 }
 
-/// serde_json names the field in messages like "missing field `event_type`"; pull it out.
+/// serde_json names the field in messages like "missing field `event_type`" and "unknown field
+/// `timestamp`" (and our own time errors start with the field); pull it out. Other messages
+/// ("invalid type: integer `5`") quote a value, not a field, and give `None`.
 pub fn field_of_serde_error(error: &serde_json::Error) -> Option<String> {
     let text = error.to_string();
-    let start = text.find('`')? + 1;
-    let end = start + text[start..].find('`')?;
-    Some(text[start..end].to_string())
+    let rest = text
+        .strip_prefix("missing field `")
+        .or_else(|| text.strip_prefix("unknown field `"))
+        .or_else(|| text.strip_prefix('`'))?;
+    let end = rest.find('`')?;
+    Some(rest[..end].to_string())
+}
+
+/// The dotted path of the member a deserialization of `json` as `T` fails at, if any.
+fn error_path<'de, T: Deserialize<'de>>(json: &'de str) -> Option<String> {
+    let mut deserializer = serde_json::Deserializer::from_str(json);
+    match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
+        Ok(_) => None,
+        Err(e) => {
+            let path = e.path().to_string();
+            (path != ".").then_some(path)
+        }
+    }
 }
 
 fn internal(index: usize, error: ApiError) -> Rejection {

@@ -52,7 +52,7 @@ use axum::extract::{Request, State};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-use tributary_model::{Campaign, Event, EventContext, PageContext, TimestampMicros};
+use tributary_model::{Campaign, EventContext, PageContext, TimestampMicros};
 
 use crate::Collector;
 use crate::edge::{self, EdgeEvent};
@@ -61,6 +61,7 @@ use crate::ingest;
 use crate::keys::{self, KeyRecord};
 use crate::native::{check_limits, field_of_serde_error};
 use crate::request::{self, IngestRequest};
+use crate::stored::StoredEvent;
 
 /// The metrics label of this API.
 const API: &str = "segment";
@@ -288,7 +289,7 @@ async fn single(collector: &Collector, request: Request, kind: Kind) -> SegmentR
 async fn ingest_outcomes(
     collector: &Collector,
     request: &IngestRequest,
-    outcomes: Vec<Result<Event, Rejection>>,
+    outcomes: Vec<Result<StoredEvent, Rejection>>,
 ) -> SegmentResult {
     let mut records = Vec::with_capacity(outcomes.len());
     let mut rejected = Vec::new();
@@ -327,7 +328,7 @@ fn message_event(
     defaults: &BatchDefaults,
     collector: &Collector,
     request: &IngestRequest,
-) -> Result<Event, Rejection> {
+) -> Result<StoredEvent, Rejection> {
     let bytes = raw.get().as_bytes();
     check_limits(index, bytes, &collector.config)?;
     let fields: Map<String, Value> = serde_json::from_str(raw.get()).map_err(|e| Rejection {
@@ -508,6 +509,8 @@ fn map_message(
         sent_at,
         context,
         properties,
+        raw_context: None,
+        raw_properties: None,
     };
     Ok((message.kind, event))
 }

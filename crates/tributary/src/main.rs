@@ -34,6 +34,12 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{ConfigSources, Loaded};
 
+// The collector allocates and frees small strings and buffers per event on every core; mimalloc's
+// per-thread free lists cut that cost measurably against the system allocator (see
+// docs/performance.md, bench ingest).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const EXAMPLES: &str = "\
 Examples:
   tributary serve --sample-traffic              run on ./data with demo traffic (Ctrl-C stops)

@@ -101,8 +101,11 @@ mod tests {
         assert_eq!(raw.len(), events.len());
         for (index, (raw, sent)) in raw.iter().zip(&events).enumerate() {
             // The collector's own parser, which refuses unknown fields by name.
-            let event = tributary_collector::native::parse_event(index, raw, &collector, &meta)
+            let stored = tributary_collector::native::parse_event(index, raw, &collector, &meta)
                 .unwrap_or_else(|r| panic!("{}: {}", r.message, raw.get()));
+            // Read back as downstream does: the stored JSON is the model's envelope.
+            let event: tributary_model::Event =
+                serde_json::from_slice(&serde_json::to_vec(&stored).unwrap()).unwrap();
             assert_eq!(event.event_id, sent.event_id);
             assert_eq!(event.event_type, sent.event_type);
             assert_eq!(event.anonymous_id, sent.anonymous_id);

@@ -1,0 +1,168 @@
+//! The native API's envelope handling through the real router into a real embedded log: what
+//! is kept as sent, what the edge adds, and which malformed members are refused by name.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use tributary_collector::keys::{self, KeyStore, NewKey, Role};
+use tributary_collector::{Collector, CollectorConfig, router};
+use tributary_model::Event;
+use tributary_stream::{EmbeddedLog, ReadLimits, StreamConfig};
+
+struct Harness {
+    app: Router,
+    log: EmbeddedLog,
+    key: String,
+    _dir: tempfile::TempDir,
+}
+
+fn harness() -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let keys_path = dir.path().join("keys.json");
+    let created = keys::create_key(&keys_path, "acme", Role::Write, &NewKey::default()).unwrap();
+    let store = Arc::new(KeyStore::open(&keys_path).unwrap());
+    let log = EmbeddedLog::open(
+        dir.path().join("stream"),
+        StreamConfig {
+            shards: 1,
+            ..StreamConfig::default()
+        },
+    )
+    .unwrap();
+    let collector = Collector::new(Arc::new(log.clone()), store, CollectorConfig::default());
+    Harness {
+        app: router(Arc::new(collector)),
+        log,
+        key: created.key,
+        _dir: dir,
+    }
+}
+
+async fn post(h: &Harness, body: &Value) -> (StatusCode, Value) {
+    let request = Request::post("/v1/events")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::AUTHORIZATION, format!("Bearer {}", h.key))
+        .header(header::USER_AGENT, "test-agent/1")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let response = h.app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+fn stored(log: &EmbeddedLog) -> Vec<Event> {
+    log.read_blocking(0, 0, ReadLimits::default())
+        .unwrap()
+        .records
+        .iter()
+        .map(|r| serde_json::from_slice(&r.value).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn context_and_properties_are_kept_as_sent_with_the_edge_fields_added() {
+    let h = harness();
+    let event = json!({
+        "event_type": "track:Product Viewed", "anonymous_id": "a1", "session_id": "s1",
+        "ts": 1_795_000_000_000_000_i64,
+        "context": {"locale": "de-DE", "page": {"url": "https://x/", "search": "?q=1"},
+                    "app": {"build": 7}, "campaign": {"source": "news", "id": "c-1"}},
+        "properties": {"item_id": "sku-1", "price": 9.5, "tags": ["a", "b"], "nested": {"x": null}}
+    });
+    let (status, body) = post(&h, &json!([event])).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let events = stored(&h.log);
+    assert_eq!(events.len(), 1);
+    let e = &events[0];
+    assert_eq!(e.tenant_id, "acme");
+    assert_eq!(e.ts, 1_795_000_000_000_000);
+    assert_eq!(Value::Object(e.properties.clone()), event["properties"]);
+    assert_eq!(e.context.locale.as_deref(), Some("de-DE"));
+    assert_eq!(
+        e.context.user_agent.as_deref(),
+        Some("test-agent/1"),
+        "added by the edge"
+    );
+    let page = e.context.page.as_ref().unwrap();
+    assert_eq!(page.url.as_deref(), Some("https://x/"));
+    assert_eq!(page.extra["search"], "?q=1");
+    assert_eq!(e.context.extra["app"]["build"], 7);
+    assert_eq!(e.context.campaign.as_ref().unwrap().extra["id"], "c-1");
+}
+
+#[tokio::test]
+async fn a_producer_user_agent_is_not_overwritten_or_duplicated() {
+    let h = harness();
+    let event = json!({"event_type": "page", "anonymous_id": "a1",
+                       "context": {"user_agent": "browser/2", "ip": "198.51.100.1"}});
+    let (status, _) = post(&h, &json!([event])).await;
+    assert_eq!(status, StatusCode::OK);
+    let raw = h
+        .log
+        .read_blocking(0, 0, ReadLimits::default())
+        .unwrap()
+        .records[0]
+        .value
+        .clone();
+    let text = String::from_utf8(raw.to_vec()).unwrap();
+    assert_eq!(text.matches("user_agent").count(), 1, "{text}");
+    assert_eq!(text.matches("\"ip\"").count(), 1, "{text}");
+    let e = &stored(&h.log)[0];
+    assert_eq!(e.context.user_agent.as_deref(), Some("browser/2"));
+    assert_eq!(e.context.ip.as_deref(), Some("198.51.100.1"));
+}
+
+#[tokio::test]
+async fn malformed_members_are_refused_by_name_and_index() {
+    let h = harness();
+    let good = json!({"event_type": "page", "anonymous_id": "a1"});
+    let cases = [
+        (
+            json!({"event_type": "page", "anonymous_id": "a", "context": {"page": {"url": 5}}}),
+            "context.page.url",
+        ),
+        (
+            json!({"event_type": "page", "anonymous_id": "a", "context": "home"}),
+            "context",
+        ),
+        (
+            json!({"event_type": "page", "anonymous_id": "a", "properties": [1, 2]}),
+            "properties",
+        ),
+        (
+            json!({"event_type": "page", "anonymous_id": "a", "ts": "yesterday"}),
+            "ts",
+        ),
+        (
+            json!({"event_type": "page", "anonymous_id": "a", "sent_at": true}),
+            "sent_at",
+        ),
+        (
+            json!({"event_type": "page", "anonymous_id": "a", "timestamp": 1}),
+            "timestamp",
+        ),
+    ];
+    for (bad, field) in cases {
+        let (status, body) = post(&h, &json!([good, bad])).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let rejected = &body["rejected"][0];
+        assert_eq!(rejected["index"], 1, "{body}");
+        assert_eq!(rejected["field"], field, "{body}");
+        assert!(
+            rejected["message"].as_str().unwrap().contains(field),
+            "{body}"
+        );
+    }
+    assert_eq!(
+        stored(&h.log).len(),
+        6,
+        "every good event was stored once per request"
+    );
+}
