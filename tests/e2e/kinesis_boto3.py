@@ -5,8 +5,11 @@ Usage:
     kinesis_boto3.py --endpoint http://127.0.0.1:8080 --access-key AKIA... --secret ...
 
 Puts one record with put_record and three with put_records (two sharing a partition key, so
-their order can be checked), prints the answers as one JSON object on stdout, and exits
-non-zero when a call fails, a record is not accepted, or an answer lacks what Kinesis promises.
+their order can be checked), prints what it sent and the answers as one JSON object on stdout
+({"sent": [{"call", "partition_key", "data"}, …], "put_record": …, "put_records": …,
+"failures": […]}; `sent` is in call order, so its n-th put_records entry is the n-th record
+of the answer), and exits non-zero when a call fails, a record is not accepted, or an answer
+lacks what Kinesis promises.
 The access key pair comes from `tributary keys create --aws`.
 
 Exit codes: 0 success, 1 a call or check failed, 2 boto3 is not installed.
@@ -63,12 +66,19 @@ def main():
     )
     run = uuid.uuid4().hex[:8]
     failures = []
-    output = {}
+    sent = []
+    output = {"run": run, "sent": sent}
+
+    def record(call, anonymous_id, session_id, name):
+        """One Kinesis record, noted in `sent` (with its Data decoded) for the caller."""
+        data = event(anonymous_id, session_id, name)
+        sent.append({"call": call, "partition_key": session_id, "data": json.loads(data)})
+        return {"Data": data, "PartitionKey": session_id}
+
     try:
         single = client.put_record(
             StreamName=args.stream,
-            Data=event(f"anon-{run}", f"s-{run}-1", "Single Put"),
-            PartitionKey=f"s-{run}-1",
+            **record("put_record", f"anon-{run}", f"s-{run}-1", "Single Put"),
         )
         single.pop("ResponseMetadata", None)
         output["put_record"] = single
@@ -86,18 +96,9 @@ def main():
         batch = client.put_records(
             StreamName=args.stream,
             Records=[
-                {
-                    "Data": event(f"anon-{run}", f"s-{run}-2", "First"),
-                    "PartitionKey": f"s-{run}-2",
-                },
-                {
-                    "Data": event(f"anon-{run}", f"s-{run}-2", "Second"),
-                    "PartitionKey": f"s-{run}-2",
-                },
-                {
-                    "Data": event(f"anon-{run}", f"s-{run}-3", "Other"),
-                    "PartitionKey": f"s-{run}-3",
-                },
+                record("put_records", f"anon-{run}", f"s-{run}-2", "First"),
+                record("put_records", f"anon-{run}", f"s-{run}-2", "Second"),
+                record("put_records", f"anon-{run}", f"s-{run}-3", "Other"),
             ],
         )
         batch.pop("ResponseMetadata", None)

@@ -16,6 +16,9 @@ use crate::stored::{StoredContext, StoredEvent, StoredProperties};
 /// Longest id (event, anonymous, user, session) accepted, in bytes.
 pub const MAX_ID_BYTES: usize = 256;
 
+/// How far past its arrival an event's (corrected) time may lie: 7 days.
+pub const MAX_FUTURE_MICROS: i64 = 7 * 24 * 3600 * 1_000_000;
+
 /// An event as an API handler read it from its wire format, before the edge rules.
 #[derive(Debug, Clone, Default)]
 pub struct EdgeEvent {
@@ -151,6 +154,19 @@ pub fn finish(event: EdgeEvent, raw: &[u8], meta: &RequestMeta) -> Result<Stored
         ));
     }
     let ts = corrected_time(timestamp, sent_at, meta.received_at);
+    // Downstream turns `ts` into a date partition; a time before the epoch or far in the
+    // future is a producer bug, refused here with the bounds rather than stored.
+    let latest = meta.received_at.saturating_add(MAX_FUTURE_MICROS);
+    if !(0..=latest).contains(&ts) {
+        return Err(EdgeError::new(
+            "invalid",
+            "ts",
+            format!(
+                "event time {ts} µs (after clock-skew correction) is outside 1970-01-01 .. \
+                 received_at + 7 days"
+            ),
+        ));
+    }
     let (has_ip, has_user_agent, raw_context) = match raw_context {
         Some(raw) => (raw.has_ip, raw.has_user_agent, Some(raw.json)),
         None => (context.ip.is_some(), context.user_agent.is_some(), None),
@@ -305,6 +321,25 @@ mod tests {
         let again = finish(event, b"raw", &meta()).unwrap();
         assert_eq!(done.event_id, again.event_id, "ids are deterministic");
         assert!(done.event_id.starts_with("evt_"));
+    }
+
+    #[test]
+    fn event_times_outside_the_bounds_are_refused() {
+        for ts in [
+            -1,
+            i64::MIN,
+            1_000_000_000 + MAX_FUTURE_MICROS + 1,
+            i64::MAX,
+        ] {
+            let event = EdgeEvent {
+                anonymous_id: Some("a".into()),
+                event_type: "page".into(),
+                timestamp: Some(ts),
+                ..EdgeEvent::default()
+            };
+            let err = finish(event, b"", &meta()).unwrap_err();
+            assert_eq!(err.field, "ts", "{ts}");
+        }
     }
 
     #[test]
