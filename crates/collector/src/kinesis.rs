@@ -35,10 +35,9 @@
 //! [`AwsError`]. Only AWS JSON is spoken: SDKs that default to CBOR (the Java SDKs) must be
 //! configured with `AWS_CBOR_DISABLE=true`.
 
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -51,7 +50,7 @@ use tributary_stream::Record;
 
 use crate::Collector;
 use crate::body;
-use crate::edge::{self, RequestMeta};
+use crate::edge::RequestMeta;
 use crate::error::{ApiError, Rejection};
 use crate::ingest;
 use crate::keys::KeyRecord;
@@ -356,7 +355,7 @@ async fn serve(collector: &Collector, request: Request) -> Result<Response, AwsE
     let key = authenticate(collector, &parts, &raw)?;
     let operation = operation(&parts.headers)?;
     let body = body::decode(&parts.headers, raw, MAX_HTTP_BODY_BYTES)?;
-    let meta = request_meta(collector, &parts, key, received_at);
+    let meta = crate::request::request_meta(collector, &parts, key, received_at);
     match operation {
         Operation::PutRecord => put_record(collector, &meta, &body).await,
         Operation::PutRecords => put_records(collector, &meta, &body).await,
@@ -427,33 +426,6 @@ fn operation(headers: &HeaderMap) -> Result<Operation, AwsError> {
         _ => Err(AwsError::unknown_operation(format!(
             "operation {target:?} is not supported; this endpoint implements {supported}"
         ))),
-    }
-}
-
-/// What every event of the request shares, as `request::read` builds it for the other APIs.
-fn request_meta(
-    collector: &Collector,
-    parts: &Parts,
-    key: Arc<KeyRecord>,
-    received_at: tributary_model::TimestampMicros,
-) -> RequestMeta {
-    let peer: Option<IpAddr> = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0.ip());
-    let forwarded = parts
-        .headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
-    RequestMeta {
-        key,
-        received_at,
-        client_ip: edge::client_ip(peer, forwarded, &collector.config.trusted_proxies),
-        user_agent: parts
-            .headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
     }
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Request};
 use axum::http::header;
+use axum::http::request::Parts;
 use bytes::Bytes;
 
 use crate::Collector;
@@ -61,6 +62,23 @@ pub async fn read(
         None => auth::authenticate(&collector.keys, body_key(&decoded).as_deref())?,
     };
     auth::authorize_write(&key, &parts.headers, &raw, config.signature_tolerance)?;
+    let meta = request_meta(collector, &parts, Arc::clone(&key), received_at);
+    Ok(IngestRequest {
+        key,
+        meta,
+        body: decoded,
+        headers: parts.headers,
+    })
+}
+
+/// What every event of a request shares: the key, the arrival time, the client's address (the
+/// socket peer, or `X-Forwarded-For` from a trusted proxy) and its user agent.
+pub fn request_meta(
+    collector: &Collector,
+    parts: &Parts,
+    key: Arc<KeyRecord>,
+    received_at: tributary_model::TimestampMicros,
+) -> RequestMeta {
     let peer: Option<IpAddr> = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
@@ -69,22 +87,16 @@ pub async fn read(
         .headers
         .get("x-forwarded-for")
         .and_then(|v| v.to_str().ok());
-    let meta = RequestMeta {
-        key: Arc::clone(&key),
+    RequestMeta {
+        key,
         received_at,
-        client_ip: edge::client_ip(peer, forwarded, &config.trusted_proxies),
+        client_ip: edge::client_ip(peer, forwarded, &collector.config.trusted_proxies),
         user_agent: parts
             .headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
-    };
-    Ok(IngestRequest {
-        key,
-        meta,
-        body: decoded,
-        headers: parts.headers,
-    })
+    }
 }
 
 /// No key in the body.
