@@ -444,9 +444,10 @@ impl SampleTraffic {
             anonymous_id: visitor.anonymous_id.clone(),
             user_id: visitor.user_id.clone(),
             session_id: visit.session_id.clone(),
+            // The collector's default family, as events from real producers get at the edge
+            // (the pipeline's rules refine it later).
+            event_family: tributary_collector::edge::default_family(&event_type).to_owned(),
             event_type,
-            // Derived later by the pipeline's rules, as for events from real producers.
-            event_family: String::new(),
             ts: now,
             received_at,
             context: EventContext {
