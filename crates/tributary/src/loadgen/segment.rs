@@ -158,20 +158,9 @@ pub fn encode(events: &[Event], sent_at: TimestampMicros) -> serde_json::Result<
     })
 }
 
-/// What `/v1/batch` answers when at least one message was made durable.
-#[derive(Debug, Deserialize)]
-struct Answer {
-    accepted: u64,
-    #[serde(default)]
-    rejected: Vec<serde::de::IgnoredAny>,
-}
-
-/// `(acked, rejected)` messages from a 2xx answer's body, or `None` when it is not the
-/// collector's Segment answer.
-pub fn read_answer(body: &[u8]) -> Option<(u64, u64)> {
-    let answer: Answer = serde_json::from_slice(body).ok()?;
-    Some((answer.accepted, answer.rejected.len() as u64))
-}
+/// `(acked, rejected)` messages from a 2xx answer's body: `/v1/batch` answers like the native
+/// API, plus `"success": true`.
+pub use super::native::read_answer;
 
 #[cfg(test)]
 mod tests {
