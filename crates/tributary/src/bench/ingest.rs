@@ -35,7 +35,7 @@ use tokio::sync::oneshot;
 use tributary_collector::keys::{self, KeyStore, NewKey, Role};
 use tributary_collector::{Collector, CollectorConfig};
 use tributary_model::now_micros;
-use tributary_stream::{Durability, EmbeddedLog, ReadLimits, Stream, StreamConfig};
+use tributary_stream::{EmbeddedLog, ReadLimits, Stream, StreamConfig};
 
 use super::stream::{Cell, run_cell, sample_value, session_keys};
 use super::{Machine, Scratch, progress_bar, round};
@@ -84,17 +84,8 @@ pub struct IngestBenchArgs {
     /// Events per second offered; 0 sends as fast as the answers come back.
     #[arg(long, value_name = "N", default_value_t = 0.0)]
     pub rate: f64,
-    /// Scratch directory [default: <data_dir>/bench]. Keep it on the disk the data lives on.
-    #[arg(long, value_name = "DIR")]
-    pub dir: Option<PathBuf>,
-    /// Durability of the benchmarked logs: fsync, interval:<ms> or none.
-    #[arg(long, value_name = "MODE", default_value = "fsync",
-          value_parser = |text: &str| text.parse::<Durability>())]
-    pub durability: Durability,
-    /// Shards of each benchmarked log.
-    #[arg(long, value_name = "N", default_value_t = 4,
-          value_parser = clap::value_parser!(u32).range(1..=4096))]
-    pub shards: u32,
+    #[command(flatten)]
+    pub log: super::LogArgs,
     /// Worker threads of the collector's runtime.
     #[arg(long, value_name = "N", default_value_t = 2,
           value_parser = clap::value_parser!(u32).range(1..=256))]
@@ -195,10 +186,7 @@ pub fn run(config: &Config, args: &IngestBenchArgs) -> Result<ExitCode> {
         (None, false) => FULL_SWEEP.to_vec(),
     };
 
-    let parent = args
-        .dir
-        .clone()
-        .unwrap_or_else(|| config.data_dir.join("bench"));
+    let parent = args.log.scratch_parent(config);
     let scratch = Scratch::create(
         &parent,
         &format!("ingest-{}-{}", std::process::id(), now_micros()),
@@ -247,8 +235,8 @@ pub fn run(config: &Config, args: &IngestBenchArgs) -> Result<ExitCode> {
     )?);
     let request_bytes_per_event = loadgen::bytes_per_event(&pool);
     let stream_config = StreamConfig {
-        shards: args.shards,
-        durability: args.durability,
+        shards: args.log.shards,
+        durability: args.log.durability,
         ..StreamConfig::default()
     };
     let client = runtime::build_named(args.client_threads as usize, "loadgen")?;
@@ -365,8 +353,8 @@ pub fn run(config: &Config, args: &IngestBenchArgs) -> Result<ExitCode> {
         api: args.api,
         batch,
         rate: args.rate,
-        durability: args.durability.to_string(),
-        shards: args.shards,
+        durability: args.log.durability.to_string(),
+        shards: args.log.shards,
         seconds_per_point: seconds,
         server_threads: args.server_threads,
         client_threads: args.client_threads,

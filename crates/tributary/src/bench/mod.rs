@@ -13,11 +13,38 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
+use tributary_stream::Durability;
 
 use crate::config::Config;
+
+/// The logs every benchmark builds: where, how durable, how many shards.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Scratch directory [default: <data_dir>/bench]. Keep it on the disk the data lives on: on
+    /// a RAM disk (tmpfs, /dev/shm) fsync costs nothing and the figures mean nothing.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Durability of the benchmarked logs: fsync, interval:<ms> or none.
+    #[arg(long, value_name = "MODE", default_value = "fsync",
+          value_parser = |text: &str| text.parse::<Durability>())]
+    pub durability: Durability,
+    /// Shards of each benchmarked log.
+    #[arg(long, value_name = "N", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub shards: u32,
+}
+
+impl LogArgs {
+    /// The scratch directory's parent: `--dir`, else `<data_dir>/bench`.
+    pub fn scratch_parent(&self, config: &Config) -> PathBuf {
+        self.dir
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join("bench"))
+    }
+}
 
 /// `tributary bench` subcommands.
 #[derive(Debug, Subcommand)]

@@ -48,22 +48,12 @@ pub struct StreamBenchArgs {
     /// 0.6 s per cell instead of 4 s (the whole run takes ~15 s instead of ~70 s).
     #[arg(long)]
     pub quick: bool,
-    /// Scratch directory [default: <data_dir>/bench]. Keep it on the disk the data lives on: on
-    /// a RAM disk (tmpfs, /dev/shm) fsync costs nothing and the figures mean nothing.
-    #[arg(long, value_name = "DIR")]
-    pub dir: Option<PathBuf>,
-    /// Durability of the benchmarked logs: fsync, interval:<ms> or none.
-    #[arg(long, value_name = "MODE", default_value = "fsync",
-          value_parser = |text: &str| text.parse::<Durability>())]
-    pub durability: Durability,
+    #[command(flatten)]
+    pub log: super::LogArgs,
     /// Size of each record's value in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 400,
           value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
     pub record_bytes: u32,
-    /// Shards of each benchmarked log.
-    #[arg(long, value_name = "N", default_value_t = 4,
-          value_parser = clap::value_parser!(u32).range(1..=4096))]
-    pub shards: u32,
     /// Run only the first N cells (and the raw loop for their batch sizes); for tests.
     #[arg(long, hide = true, value_name = "N")]
     pub cells: Option<usize>,
@@ -159,10 +149,7 @@ pub fn run(config: &Config, args: &StreamBenchArgs) -> Result<ExitCode> {
     let mut raw_batches: Vec<usize> = plan.iter().map(|&(batch, _)| batch).collect();
     raw_batches.dedup();
 
-    let parent = args
-        .dir
-        .clone()
-        .unwrap_or_else(|| config.data_dir.join("bench"));
+    let parent = args.log.scratch_parent(config);
     let scratch = Scratch::create(
         &parent,
         &format!(
@@ -194,8 +181,8 @@ pub fn run(config: &Config, args: &StreamBenchArgs) -> Result<ExitCode> {
     for &(batch, writers) in &plan {
         bar.set_message(format!("append: batch {batch}, {writers} writers"));
         let stream_config = StreamConfig {
-            shards: args.shards,
-            durability: args.durability,
+            shards: args.log.shards,
+            durability: args.log.durability,
             ..StreamConfig::default()
         };
         let dir = scratch.path().join(format!("b{batch}-w{writers}"));
@@ -225,8 +212,8 @@ pub fn run(config: &Config, args: &StreamBenchArgs) -> Result<ExitCode> {
         version: env!("CARGO_PKG_VERSION"),
         machine,
         params: Params {
-            durability: args.durability.to_string(),
-            shards: args.shards,
+            durability: args.log.durability.to_string(),
+            shards: args.log.shards,
             record_bytes,
             seconds_per_cell: seconds,
             key_pool: KEY_POOL,
@@ -413,8 +400,8 @@ fn render(
     let mut text = format!(
         "stream bench: durability {}, {} shards, {}-byte values, keys from {KEY_POOL} sessions, \
          {seconds} s per cell, in {}\nmachine: {}\n\n",
-        args.durability,
-        args.shards,
+        args.log.durability,
+        args.log.shards,
         args.record_bytes,
         parent.display(),
         machine.summary(),
@@ -466,11 +453,11 @@ fn render(
         ]);
     }
     text.push_str(&table.render());
-    if args.durability != Durability::Fsync {
+    if args.log.durability != Durability::Fsync {
         text.push_str(&format!(
             "note: the log ran with durability {}, the raw loop always syncs; ratios above 1 \
              are expected\n",
-            args.durability
+            args.log.durability
         ));
     }
     text.push('\n');
