@@ -193,7 +193,7 @@ impl Setup {
                 .timeout(Duration::from_secs(60))
                 .build()
                 .unwrap(),
-            setup: self,
+            setup: Some(self),
         };
         match address_rx.recv_timeout(START_DEADLINE) {
             Ok(address) => server.addr = address,
@@ -224,7 +224,7 @@ pub struct Server {
     data: PathBuf,
     http: Client,
     // Last: the directory is removed after the process is gone.
-    setup: Setup,
+    setup: Option<Setup>,
 }
 
 /// An HTTP answer, read whole.
@@ -288,7 +288,7 @@ impl Server {
 
     /// The temporary directory (working directory of every command).
     pub fn root(&self) -> &Path {
-        self.setup.root()
+        self.setup.as_ref().unwrap().root()
     }
 
     /// What the server logged so far.
@@ -394,6 +394,21 @@ impl Server {
         assert_eq!(status.code(), Some(0), "stderr:\n{log}");
         assert!(log.contains("stream closed cleanly"), "stderr:\n{log}");
         log
+    }
+}
+
+impl Server {
+    /// SIGKILL: the process dies at once, requests in flight and all. Returns its setup, to
+    /// start a server again on the same data directory.
+    pub fn kill(mut self) -> Setup {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        self.setup.take().unwrap()
     }
 }
 
