@@ -65,8 +65,9 @@ pub struct RequestMeta {
     pub key: Arc<KeyRecord>,
     /// When the collector received it.
     pub received_at: TimestampMicros,
-    /// The client's address (after trusted-proxy resolution).
-    pub client_ip: Option<IpAddr>,
+    /// The client's address after trusted-proxy resolution, as text (formatted once per
+    /// request rather than once per event).
+    pub client_ip: Option<String>,
     /// The request's `User-Agent`.
     pub user_agent: Option<String>,
 }
@@ -172,7 +173,7 @@ pub fn finish(event: EdgeEvent, raw: &[u8], meta: &RequestMeta) -> Result<Stored
         None => (context.ip.is_some(), context.user_agent.is_some(), None),
     };
     if !has_ip {
-        context.ip = meta.client_ip.map(|ip| ip.to_string());
+        context.ip = meta.client_ip.clone();
     }
     if !has_user_agent {
         context.user_agent = meta.user_agent.clone();
@@ -286,7 +287,7 @@ mod tests {
                 created_at: 0,
             }),
             received_at: 1_000_000_000,
-            client_ip: "203.0.113.9".parse().ok(),
+            client_ip: Some("203.0.113.9".into()),
             user_agent: Some("ua".into()),
         }
     }

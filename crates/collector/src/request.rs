@@ -90,7 +90,8 @@ pub fn request_meta(
     RequestMeta {
         key,
         received_at,
-        client_ip: edge::client_ip(peer, forwarded, &collector.config.trusted_proxies),
+        client_ip: edge::client_ip(peer, forwarded, &collector.config.trusted_proxies)
+            .map(|ip| ip.to_string()),
         user_agent: parts
             .headers
             .get(header::USER_AGENT)
