@@ -2,6 +2,7 @@
 //! `received_at`, clock-skew correction, a deterministic `event_id` when the producer sent
 //! none, the client's IP and user agent, and a default event family.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -19,39 +20,39 @@ pub const MAX_ID_BYTES: usize = 256;
 /// How far past its arrival an event's (corrected) time may lie: 7 days.
 pub const MAX_FUTURE_MICROS: i64 = 7 * 24 * 3600 * 1_000_000;
 
-/// An event as an API handler read it from its wire format, before the edge rules.
+/// An event as an API handler read it from its wire format, before the edge rules. Text
+/// fields borrow from the request body where they can (`'a`).
 #[derive(Debug, Clone, Default)]
-pub struct EdgeEvent {
+pub struct EdgeEvent<'a> {
     /// The producer's id, if it sent one (Segment's `messageId`).
-    pub event_id: Option<String>,
+    pub event_id: Option<Cow<'a, str>>,
     /// Cookie id of the visitor.
-    pub anonymous_id: Option<String>,
+    pub anonymous_id: Option<Cow<'a, str>>,
     /// Known user id.
-    pub user_id: Option<String>,
+    pub user_id: Option<Cow<'a, str>>,
     /// Producer's session id.
-    pub session_id: Option<String>,
+    pub session_id: Option<Cow<'a, str>>,
     /// `page`, `track:<name>`, `identify`, …
-    pub event_type: String,
+    pub event_type: Cow<'a, str>,
     /// Event time on the producer's clock.
     pub timestamp: Option<TimestampMicros>,
     /// When the producer sent it, on the same clock (Segment's `sentAt`).
     pub sent_at: Option<TimestampMicros>,
-    /// Context as mapped (the whole context unless `raw_context` is set).
+    /// Context as mapped (ignored when `raw_context` is set).
     pub context: EventContext,
     /// Page-specific fields as mapped (ignored when `raw_properties` is set).
     pub properties: Map<String, Value>,
-    /// The producer's context object kept as sent (native API); `context` then carries only
-    /// which of `ip` / `user_agent` it already has, so the edge fills just the missing ones.
-    pub raw_context: Option<RawContext>,
+    /// The producer's context object kept as sent (native API).
+    pub raw_context: Option<RawContext<'a>>,
     /// The producer's properties object kept as sent (native API).
-    pub raw_properties: Option<Box<RawValue>>,
+    pub raw_properties: Option<&'a RawValue>,
 }
 
 /// A producer's context object kept as sent, with what the edge needs to know about it.
-#[derive(Debug, Clone)]
-pub struct RawContext {
+#[derive(Debug, Clone, Copy)]
+pub struct RawContext<'a> {
     /// The object's JSON text.
-    pub json: Box<RawValue>,
+    pub json: &'a RawValue,
     /// Whether it has an `ip` member.
     pub has_ip: bool,
     /// Whether it has a `user_agent` member.
@@ -95,7 +96,11 @@ impl EdgeError {
 
 /// Applies the edge rules to one event. `raw` is the event's bytes as sent, hashed for a
 /// deterministic `event_id` so that a retried event gets the same id and dedup catches it.
-pub fn finish(event: EdgeEvent, raw: &[u8], meta: &RequestMeta) -> Result<StoredEvent, EdgeError> {
+pub fn finish<'a>(
+    event: EdgeEvent<'a>,
+    raw: &[u8],
+    meta: &'a RequestMeta,
+) -> Result<StoredEvent<'a>, EdgeError> {
     let EdgeEvent {
         event_id,
         anonymous_id,
@@ -104,7 +109,7 @@ pub fn finish(event: EdgeEvent, raw: &[u8], meta: &RequestMeta) -> Result<Stored
         event_type,
         timestamp,
         sent_at,
-        mut context,
+        context,
         properties,
         raw_context,
         raw_properties,
@@ -168,23 +173,33 @@ pub fn finish(event: EdgeEvent, raw: &[u8], meta: &RequestMeta) -> Result<Stored
             ),
         ));
     }
-    let (has_ip, has_user_agent, raw_context) = match raw_context {
-        Some(raw) => (raw.has_ip, raw.has_user_agent, Some(raw.json)),
-        None => (context.ip.is_some(), context.user_agent.is_some(), None),
+    let context = match raw_context {
+        // The producer's object as sent, with only what it lacks added in front of it.
+        Some(raw) => StoredContext::Raw {
+            json: raw.json,
+            ip: (!raw.has_ip).then_some(meta.client_ip.as_deref()).flatten(),
+            user_agent: (!raw.has_user_agent)
+                .then_some(meta.user_agent.as_deref())
+                .flatten(),
+        },
+        None => {
+            let mut context = context;
+            if context.ip.is_none() {
+                context.ip = meta.client_ip.clone();
+            }
+            if context.user_agent.is_none() {
+                context.user_agent = meta.user_agent.clone();
+            }
+            StoredContext::Typed(Box::new(context))
+        }
     };
-    if !has_ip {
-        context.ip = meta.client_ip.clone();
-    }
-    if !has_user_agent {
-        context.user_agent = meta.user_agent.clone();
-    }
     let event_id = match event_id.filter(|s| !s.is_empty()) {
         Some(id) => id,
-        None => deterministic_id(&meta.key.tenant, raw),
+        None => Cow::Owned(deterministic_id(&meta.key.tenant, raw)),
     };
     Ok(StoredEvent {
         event_id,
-        tenant_id: meta.key.tenant.clone(),
+        tenant_id: &meta.key.tenant,
         anonymous_id: anonymous_id.unwrap_or_default(),
         user_id,
         session_id: session_id.unwrap_or_default(),
@@ -192,10 +207,7 @@ pub fn finish(event: EdgeEvent, raw: &[u8], meta: &RequestMeta) -> Result<Stored
         event_type,
         ts,
         received_at: meta.received_at,
-        context: StoredContext {
-            typed: context,
-            raw: raw_context,
-        },
+        context,
         properties: match raw_properties {
             Some(raw) => StoredProperties::Raw(raw),
             None => StoredProperties::Map(properties),
@@ -313,13 +325,17 @@ mod tests {
             event_type: "track:Order Completed".into(),
             ..EdgeEvent::default()
         };
-        let done = finish(event.clone(), b"raw", &meta()).unwrap();
+        let meta = meta();
+        let done = finish(event.clone(), b"raw", &meta).unwrap();
         assert_eq!(done.tenant_id, "acme");
         assert_eq!(done.event_family, "track");
-        assert_eq!(done.context.typed.ip.as_deref(), Some("203.0.113.9"));
-        assert_eq!(done.context.typed.user_agent.as_deref(), Some("ua"));
+        let StoredContext::Typed(context) = &done.context else {
+            panic!("a mapped context stays typed");
+        };
+        assert_eq!(context.ip.as_deref(), Some("203.0.113.9"));
+        assert_eq!(context.user_agent.as_deref(), Some("ua"));
         assert_eq!(done.ts, done.received_at);
-        let again = finish(event, b"raw", &meta()).unwrap();
+        let again = finish(event, b"raw", &meta).unwrap();
         assert_eq!(done.event_id, again.event_id, "ids are deterministic");
         assert!(done.event_id.starts_with("evt_"));
     }

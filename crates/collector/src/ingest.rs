@@ -16,8 +16,9 @@ use crate::stored::StoredEvent;
 use crate::telemetry;
 
 /// Serializes an edge-finished event into its stream record (key: `tenant:session`).
-pub fn event_record(event: &StoredEvent) -> Result<Record, ApiError> {
-    let value = serde_json::to_vec(event)
+pub fn event_record(event: &StoredEvent<'_>) -> Result<Record, ApiError> {
+    let value = event
+        .to_json()
         .map_err(|e| ApiError::Internal(format!("serializing an event: {e}")))?;
     Ok(Record::new(event.partition_key(), value))
 }

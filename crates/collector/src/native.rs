@@ -42,25 +42,27 @@ pub struct IngestResponse {
 /// An event as a native producer sends it.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NativeEvent {
-    #[serde(default)]
-    event_id: Option<String>,
-    #[serde(default)]
-    anonymous_id: Option<String>,
-    #[serde(default)]
-    user_id: Option<String>,
-    #[serde(default)]
-    session_id: Option<String>,
-    event_type: String,
+struct NativeEvent<'a> {
+    // Borrowed from the body when the text has no escapes: no copy per field.
+    #[serde(default, borrow)]
+    event_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    anonymous_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    user_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    session_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    event_type: Cow<'a, str>,
     #[serde(default, deserialize_with = "time_ts")]
     ts: Option<TimestampMicros>,
     #[serde(default, deserialize_with = "time_sent_at")]
     sent_at: Option<TimestampMicros>,
     // Kept as sent (after a shape check) rather than parsed into maps and written back.
-    #[serde(default)]
-    context: Option<Box<RawValue>>,
-    #[serde(default)]
-    properties: Option<Box<RawValue>>,
+    #[serde(default, borrow)]
+    context: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    properties: Option<&'a RawValue>,
     // Set by the server; accepted so that events read back from the lake can be re-sent.
     #[serde(default, rename = "tenant_id")]
     _tenant_id: Option<serde::de::IgnoredAny>,
@@ -213,12 +215,12 @@ pub async fn events(
 /// Checks one raw event against the limits and the envelope, and applies the edge rules.
 /// Shared by every API whose payloads are native events (the batch here, Kinesis' `Data`);
 /// `index` is the event's position in its request, named in the rejection.
-pub fn parse_event(
+pub fn parse_event<'a>(
     index: usize,
-    raw: &RawValue,
+    raw: &'a RawValue,
     collector: &Collector,
-    meta: &RequestMeta,
-) -> Result<StoredEvent, Rejection> {
+    meta: &'a RequestMeta,
+) -> Result<StoredEvent<'a>, Rejection> {
     let config = &collector.config;
     let bytes = raw.get().as_bytes();
     check_limits(index, bytes, config)?;

@@ -45,6 +45,7 @@
 //! `{"success":true,"accepted":N,"rejected":[…]}` (the rejected messages' indexes and reasons)
 //! when at least one message was made durable, and 400 when none was.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::Json;
@@ -289,7 +290,7 @@ async fn single(collector: &Collector, request: Request, kind: Kind) -> SegmentR
 async fn ingest_outcomes(
     collector: &Collector,
     request: &IngestRequest,
-    outcomes: Vec<Result<StoredEvent, Rejection>>,
+    outcomes: Vec<Result<StoredEvent<'_>, Rejection>>,
 ) -> SegmentResult {
     let mut records = Vec::with_capacity(outcomes.len());
     let mut rejected = Vec::new();
@@ -321,14 +322,14 @@ async fn ingest_outcomes(
 }
 
 /// Checks one raw message against the limits, maps it and applies the edge rules.
-fn message_event(
+fn message_event<'a>(
     index: usize,
     raw: &RawValue,
     endpoint: Option<Kind>,
     defaults: &BatchDefaults,
     collector: &Collector,
-    request: &IngestRequest,
-) -> Result<StoredEvent, Rejection> {
+    request: &'a IngestRequest,
+) -> Result<StoredEvent<'a>, Rejection> {
     let bytes = raw.get().as_bytes();
     check_limits(index, bytes, &collector.config)?;
     let fields: Map<String, Value> = serde_json::from_str(raw.get()).map_err(|e| Rejection {
@@ -423,7 +424,7 @@ fn map_message(
     endpoint: Option<Kind>,
     defaults: &BatchDefaults,
     key: &KeyRecord,
-) -> Result<(Kind, EdgeEvent), Rejection> {
+) -> Result<(Kind, EdgeEvent<'static>), Rejection> {
     let kind = message_kind(index, endpoint, fields.remove("type"))?;
     let mut message = Message {
         index,
@@ -500,11 +501,11 @@ fn map_message(
         keep(&mut context.extra, &name, value);
     }
     let event = EdgeEvent {
-        event_id,
-        anonymous_id,
-        user_id,
-        session_id,
-        event_type,
+        event_id: event_id.map(Cow::Owned),
+        anonymous_id: anonymous_id.map(Cow::Owned),
+        user_id: user_id.map(Cow::Owned),
+        session_id: session_id.map(Cow::Owned),
+        event_type: Cow::Owned(event_type),
         timestamp,
         sent_at,
         context,
@@ -739,14 +740,14 @@ mod tests {
         message: Value,
         endpoint: Option<Kind>,
         defaults: &BatchDefaults,
-    ) -> Result<(Kind, EdgeEvent), Rejection> {
+    ) -> Result<(Kind, EdgeEvent<'static>), Rejection> {
         let Value::Object(fields) = message else {
             panic!("not an object: {message}")
         };
         map_message(3, fields, endpoint, defaults, &key())
     }
 
-    fn event(message: Value, endpoint: Option<Kind>) -> EdgeEvent {
+    fn event(message: Value, endpoint: Option<Kind>) -> EdgeEvent<'static> {
         map(message, endpoint, &BatchDefaults::default()).unwrap().1
     }
 

@@ -2,125 +2,168 @@
 //!
 //! It has exactly the shape of [`tributary_model::Event`] (downstream reads it as one), but it
 //! is written without re-parsing what the producer sent where nothing needs to change: the
-//! native API keeps `properties` and `context` as the raw JSON text it already validated, and
-//! the edge only adds the fields it sets (`context.ip`, `context.user_agent`) in front of it.
-//! Building a `serde_json::Map` per event and serializing it back was the collector's largest
-//! per-event cost.
+//! native API keeps `properties` and `context` as the JSON text it already validated, and the
+//! edge only adds the members it sets (`ip`, `user_agent`) in front of the producer's context.
+//! Text fields borrow from the request where they can. Building a `serde_json::Map` per event
+//! and serializing it back was the collector's largest per-event cost.
 
-use serde::ser::{Error as _, Serialize, SerializeStruct, Serializer};
+use std::borrow::Cow;
+
+use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use tributary_model::{EventContext, TimestampMicros};
 
 /// One event as the stream stores it (the model's `Event` fields, in its order).
 #[derive(Debug, Clone)]
-pub struct StoredEvent {
+pub struct StoredEvent<'a> {
     /// See [`tributary_model::Event::event_id`].
-    pub event_id: String,
+    pub event_id: Cow<'a, str>,
     /// The key's tenant.
-    pub tenant_id: String,
+    pub tenant_id: &'a str,
     /// Cookie id of the visitor (may be empty when only `user_id` is known).
-    pub anonymous_id: String,
+    pub anonymous_id: Cow<'a, str>,
     /// Known user id.
-    pub user_id: Option<String>,
+    pub user_id: Option<Cow<'a, str>>,
     /// Producer's session (may be empty).
-    pub session_id: String,
+    pub session_id: Cow<'a, str>,
     /// `page`, `track:<name>`, …
-    pub event_type: String,
+    pub event_type: Cow<'a, str>,
     /// Default family from the type.
     pub event_family: &'static str,
     /// Skew-corrected event time.
     pub ts: TimestampMicros,
     /// When the collector received it.
     pub received_at: TimestampMicros,
-    /// Context: typed fields, plus the producer's raw context when it is kept as sent.
-    pub context: StoredContext,
+    /// The context.
+    pub context: StoredContext<'a>,
     /// Page-specific fields.
-    pub properties: StoredProperties,
+    pub properties: StoredProperties<'a>,
 }
 
-/// A stored context: the typed fields the edge knows, and optionally the producer's own
-/// context object as sent (then the typed part holds only what the edge adds to it).
-#[derive(Debug, Clone, Default)]
-pub struct StoredContext {
-    /// Typed fields (the whole context when `raw` is `None`).
-    pub typed: EventContext,
-    /// The producer's context object as sent; it has no `ip`/`user_agent` key wherever the
-    /// typed part has one.
-    pub raw: Option<Box<RawValue>>,
-}
-
-/// Stored properties: a parsed map (Segment, whose fields are merged) or the producer's object
-/// as sent (native).
+/// A stored context.
 #[derive(Debug, Clone)]
-pub enum StoredProperties {
-    /// Built by a mapping.
-    Map(Map<String, Value>),
-    /// A JSON object exactly as the producer sent it.
-    Raw(Box<RawValue>),
+pub enum StoredContext<'a> {
+    /// Built by a mapping (Segment) with the edge's fields filled in. (Boxed: the raw variant
+    /// is the common, small one.)
+    Typed(Box<EventContext>),
+    /// The producer's context object as sent (native), plus the members the edge adds because
+    /// the object lacks them.
+    Raw {
+        /// The object's JSON text.
+        json: &'a RawValue,
+        /// `ip` to add, when the object has none.
+        ip: Option<&'a str>,
+        /// `user_agent` to add, when the object has none.
+        user_agent: Option<&'a str>,
+    },
 }
 
-impl StoredEvent {
+/// Stored properties.
+#[derive(Debug, Clone)]
+pub enum StoredProperties<'a> {
+    /// Built by a mapping (Segment, whose fields are merged).
+    Map(Map<String, Value>),
+    /// A JSON object exactly as the producer sent it (native).
+    Raw(&'a RawValue),
+}
+
+impl StoredEvent<'_> {
     /// `tenant:session`, else `tenant:anonymous_id`, else `tenant:user_id` — the same rule as
     /// [`tributary_model::Event::partition_key`].
     pub fn partition_key(&self) -> String {
         let within = [&self.session_id, &self.anonymous_id]
             .into_iter()
             .find(|id| !id.is_empty())
-            .map(String::as_str)
+            .map(|id| id.as_ref())
             .or(self.user_id.as_deref())
             .unwrap_or("");
         let mut key = String::with_capacity(self.tenant_id.len() + 1 + within.len());
-        key.push_str(&self.tenant_id);
+        key.push_str(self.tenant_id);
         key.push(':');
         key.push_str(within);
         key
     }
-}
 
-impl Serialize for StoredEvent {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let fields = if self.user_id.is_some() { 11 } else { 10 };
-        let mut out = serializer.serialize_struct("Event", fields)?;
-        out.serialize_field("event_id", &self.event_id)?;
-        out.serialize_field("tenant_id", &self.tenant_id)?;
-        out.serialize_field("anonymous_id", &self.anonymous_id)?;
-        if let Some(user_id) = &self.user_id {
-            out.serialize_field("user_id", user_id)?;
-        }
-        out.serialize_field("session_id", &self.session_id)?;
-        out.serialize_field("event_type", &self.event_type)?;
-        out.serialize_field("event_family", self.event_family)?;
-        out.serialize_field("ts", &self.ts)?;
-        out.serialize_field("received_at", &self.received_at)?;
-        out.serialize_field("context", &self.context)?;
-        match &self.properties {
-            StoredProperties::Map(map) => out.serialize_field("properties", map)?,
-            StoredProperties::Raw(raw) => out.serialize_field("properties", raw)?,
-        }
-        out.end()
-    }
-}
-
-impl Serialize for StoredContext {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let Some(raw) = &self.raw else {
-            return self.typed.serialize(serializer);
+    /// The event as JSON, written straight into a buffer: raw parts are copied as they are,
+    /// text is escaped by serde_json.
+    pub fn to_json(&self) -> serde_json::Result<Vec<u8>> {
+        let raw_len = match (&self.context, &self.properties) {
+            (StoredContext::Raw { json, .. }, StoredProperties::Raw(p)) => {
+                json.get().len() + p.get().len()
+            }
+            _ => 256,
         };
-        // `{` + the edge's typed additions + the producer's members, as sent.
-        let added = serde_json::to_string(&self.typed).map_err(S::Error::custom)?;
-        let added = added.strip_suffix('}').unwrap_or(&added);
-        let text = raw.get();
-        let members = text.strip_prefix('{').unwrap_or(text).trim_start();
-        let mut merged = String::with_capacity(added.len() + text.len() + 1);
-        merged.push_str(added);
-        if added.len() > 1 && !members.starts_with('}') {
-            merged.push(',');
+        let mut out = Vec::with_capacity(raw_len + 256);
+        out.extend_from_slice(b"{\"event_id\":");
+        serde_json::to_writer(&mut out, &self.event_id)?;
+        out.extend_from_slice(b",\"tenant_id\":");
+        serde_json::to_writer(&mut out, self.tenant_id)?;
+        out.extend_from_slice(b",\"anonymous_id\":");
+        serde_json::to_writer(&mut out, &self.anonymous_id)?;
+        if let Some(user_id) = &self.user_id {
+            out.extend_from_slice(b",\"user_id\":");
+            serde_json::to_writer(&mut out, user_id)?;
         }
-        merged.push_str(members);
-        let merged = RawValue::from_string(merged).map_err(S::Error::custom)?;
-        merged.serialize(serializer)
+        out.extend_from_slice(b",\"session_id\":");
+        serde_json::to_writer(&mut out, &self.session_id)?;
+        out.extend_from_slice(b",\"event_type\":");
+        serde_json::to_writer(&mut out, &self.event_type)?;
+        out.extend_from_slice(b",\"event_family\":");
+        serde_json::to_writer(&mut out, self.event_family)?;
+        out.extend_from_slice(b",\"ts\":");
+        serde_json::to_writer(&mut out, &self.ts)?;
+        out.extend_from_slice(b",\"received_at\":");
+        serde_json::to_writer(&mut out, &self.received_at)?;
+        out.extend_from_slice(b",\"context\":");
+        match &self.context {
+            StoredContext::Typed(context) => serde_json::to_writer(&mut out, context.as_ref())?,
+            StoredContext::Raw {
+                json,
+                ip,
+                user_agent,
+            } => write_raw_context(&mut out, json, *ip, *user_agent)?,
+        }
+        out.extend_from_slice(b",\"properties\":");
+        match &self.properties {
+            StoredProperties::Map(map) => serde_json::to_writer(&mut out, map)?,
+            StoredProperties::Raw(raw) => out.extend_from_slice(raw.get().as_bytes()),
+        }
+        out.push(b'}');
+        Ok(out)
     }
+}
+
+/// `{` + the added members + the producer's members as sent. The object was checked to start
+/// with `{`; members the edge adds are ones it lacks, so no key appears twice.
+fn write_raw_context(
+    out: &mut Vec<u8>,
+    json: &RawValue,
+    ip: Option<&str>,
+    user_agent: Option<&str>,
+) -> serde_json::Result<()> {
+    #[derive(Serialize)]
+    struct Added<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        ip: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        user_agent: Option<&'a str>,
+    }
+    let text = json.get();
+    let members = text.strip_prefix('{').unwrap_or(text).trim_start();
+    if ip.is_none() && user_agent.is_none() {
+        out.extend_from_slice(text.as_bytes());
+        return Ok(());
+    }
+    let start = out.len();
+    serde_json::to_writer(&mut *out, &Added { ip, user_agent })?;
+    // Reopen the object just written (drop its `}`) and continue with the producer's members.
+    out.truncate(out.len() - 1);
+    if !members.starts_with('}') && out.len() > start + 1 {
+        out.push(b',');
+    }
+    out.extend_from_slice(members.as_bytes());
+    Ok(())
 }
 
 #[cfg(test)]
@@ -128,10 +171,10 @@ mod tests {
     use super::*;
     use tributary_model::Event;
 
-    fn event(context: StoredContext, properties: StoredProperties) -> StoredEvent {
+    fn event<'a>(context: StoredContext<'a>, properties: StoredProperties<'a>) -> StoredEvent<'a> {
         StoredEvent {
             event_id: "e".into(),
-            tenant_id: "acme".into(),
+            tenant_id: "acme",
             anonymous_id: "a".into(),
             user_id: None,
             session_id: "s".into(),
@@ -150,19 +193,17 @@ mod tests {
 
     #[test]
     fn raw_context_gets_the_edge_fields_in_front_and_reads_back_as_an_event() {
-        let context = StoredContext {
-            typed: EventContext {
-                ip: Some("203.0.113.9".into()),
-                ..EventContext::default()
+        let context = raw(r#"{ "locale":"de", "page":{"url":"u","search":"?q"}, "app":{"v":1}}"#);
+        let properties = raw(r#"{"n": 1}"#);
+        let stored = event(
+            StoredContext::Raw {
+                json: &context,
+                ip: Some("203.0.113.9"),
+                user_agent: None,
             },
-            raw: Some(raw(
-                r#"{ "locale":"de", "page":{"url":"u","search":"?q"}, "app":{"v":1}}"#,
-            )),
-        };
-        let json =
-            serde_json::to_string(&event(context, StoredProperties::Raw(raw(r#"{"n": 1}"#))))
-                .unwrap();
-        let back: Event = serde_json::from_str(&json).unwrap();
+            StoredProperties::Raw(&properties),
+        );
+        let back: Event = serde_json::from_slice(&stored.to_json().unwrap()).unwrap();
         assert_eq!(back.context.ip.as_deref(), Some("203.0.113.9"));
         assert_eq!(back.context.locale.as_deref(), Some("de"));
         let page = back.context.page.clone().unwrap();
@@ -170,35 +211,32 @@ mod tests {
         assert_eq!(page.extra["search"], "?q");
         assert_eq!(back.context.extra["app"]["v"], 1);
         assert_eq!(back.properties["n"], 1);
-        assert_eq!(
-            back.partition_key(),
-            event(StoredContext::default(), StoredProperties::Map(Map::new())).partition_key()
-        );
+        assert_eq!(back.partition_key(), stored.partition_key());
     }
 
     #[test]
     fn empty_raw_context_and_nothing_added() {
-        for (typed, raw_text, expected) in [
-            (EventContext::default(), "{}", "{}"),
+        for (ip, user_agent, raw_text, expected) in [
+            (None, None, "{}", "{}"),
+            (Some("1"), None, "{ }", r#"{"ip":"1"}"#),
             (
-                EventContext {
-                    ip: Some("1".into()),
-                    ..EventContext::default()
-                },
-                "{ }",
-                r#"{"ip":"1"}"#,
+                Some("1"),
+                Some("u\"a"),
+                "{}",
+                r#"{"ip":"1","user_agent":"u\"a"}"#,
             ),
+            (None, None, r#"{"locale":"x"}"#, r#"{"locale":"x"}"#),
             (
-                EventContext::default(),
+                None,
+                Some("ua"),
                 r#"{"locale":"x"}"#,
-                r#"{"locale":"x"}"#,
+                r#"{"user_agent":"ua","locale":"x"}"#,
             ),
         ] {
-            let context = StoredContext {
-                typed,
-                raw: Some(raw(raw_text)),
-            };
-            assert_eq!(serde_json::to_string(&context).unwrap(), expected);
+            let json = raw(raw_text);
+            let mut out = Vec::new();
+            write_raw_context(&mut out, &json, ip, user_agent).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), expected);
         }
     }
 
@@ -209,19 +247,17 @@ mod tests {
             ..EventContext::default()
         };
         let mut properties = Map::new();
-        properties.insert("k".into(), Value::from("v"));
-        let stored = event(
-            StoredContext {
-                typed: typed.clone(),
-                raw: None,
-            },
+        properties.insert("k".into(), Value::from("v\u{1}\"quoted\""));
+        let mut stored = event(
+            StoredContext::Typed(Box::new(typed.clone())),
             StoredProperties::Map(properties.clone()),
         );
+        stored.user_id = Some("u-1".into());
         let model = Event {
             event_id: "e".into(),
             tenant_id: "acme".into(),
             anonymous_id: "a".into(),
-            user_id: None,
+            user_id: Some("u-1".into()),
             session_id: "s".into(),
             event_type: "page".into(),
             event_family: "page".into(),
@@ -231,7 +267,7 @@ mod tests {
             properties,
         };
         assert_eq!(
-            serde_json::to_string(&stored).unwrap(),
+            String::from_utf8(stored.to_json().unwrap()).unwrap(),
             serde_json::to_string(&model).unwrap()
         );
     }

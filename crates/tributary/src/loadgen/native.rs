@@ -105,7 +105,7 @@ mod tests {
                 .unwrap_or_else(|r| panic!("{}: {}", r.message, raw.get()));
             // Read back as downstream does: the stored JSON is the model's envelope.
             let event: tributary_model::Event =
-                serde_json::from_slice(&serde_json::to_vec(&stored).unwrap()).unwrap();
+                serde_json::from_slice(&stored.to_json().unwrap()).unwrap();
             assert_eq!(event.event_id, sent.event_id);
             assert_eq!(event.event_type, sent.event_type);
             assert_eq!(event.anonymous_id, sent.anonymous_id);
