@@ -81,6 +81,10 @@ pub struct IngestBenchArgs {
     #[arg(long, value_name = "B", default_value_t = 100,
           value_parser = clap::value_parser!(u32).range(1..=500))]
     pub batch: u32,
+    /// Events are trimmed toward this many bytes of JSON (the "about 400 bytes") by
+    /// dropping optional context fields; 0 keeps a browser's full context (~600 bytes).
+    #[arg(long, value_name = "BYTES", default_value_t = 400)]
+    pub event_bytes: usize,
     /// Events per second offered; 0 sends as fast as the answers come back.
     #[arg(long, value_name = "N", default_value_t = 0.0)]
     pub rate: f64,
@@ -227,11 +231,13 @@ pub fn run(config: &Config, args: &IngestBenchArgs) -> Result<ExitCode> {
     };
     let seed = now_micros().unsigned_abs();
     // Encoded before any clock starts, shared by every point.
+    let event_bytes = (args.event_bytes > 0).then_some(args.event_bytes);
     let pool = Arc::new(loadgen::body_pool(
         args.api,
         batch,
         loadgen::POOL_BODIES,
         seed,
+        event_bytes,
     )?);
     let request_bytes_per_event = loadgen::bytes_per_event(&pool);
     let stream_config = StreamConfig {
@@ -271,6 +277,7 @@ pub fn run(config: &Config, args: &IngestBenchArgs) -> Result<ExitCode> {
             batch,
             concurrency,
             unique: false,
+            event_bytes,
             seed,
         };
         let (cpu_before, machine_before) = (thread_cpu(), machine_busy());

@@ -43,7 +43,7 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use reqwest::header::{self, HeaderValue};
 use serde::Serialize;
-use tributary_model::{Event, now_micros};
+use tributary_model::{Event, TimestampMicros, now_micros};
 
 use crate::bench::{Latencies, round};
 use crate::exit::{OK, UsageError};
@@ -140,6 +140,11 @@ pub struct LoadgenArgs {
     /// default a pool of bodies is encoded up front and reused.
     #[arg(long)]
     pub unique: bool,
+    /// Trim each event toward this many bytes of JSON by dropping optional context fields
+    /// (user agent, campaign, referrer, …); by default events keep a browser's full context
+    /// (~600 bytes).
+    #[arg(long, value_name = "BYTES")]
+    pub event_bytes: Option<usize>,
     /// Print one JSON line instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -300,13 +305,72 @@ impl Body {
     }
 }
 
-/// `count` bodies of `batch` generated events each, from a generator seeded with `seed`.
-pub fn body_pool(api: Api, batch: usize, count: usize, seed: u64) -> Result<Vec<Body>> {
+/// `count` bodies of `batch` generated events each, from a generator seeded with `seed`,
+/// trimmed toward `event_bytes` each when given (see [`compact`]).
+pub fn body_pool(
+    api: Api,
+    batch: usize,
+    count: usize,
+    seed: u64,
+    event_bytes: Option<usize>,
+) -> Result<Vec<Body>> {
     let mut traffic = SampleTraffic::new(seed);
     let now = now_micros();
     (0..count.max(1))
-        .map(|_| Body::encode(api, &traffic.batch(batch, now), now))
+        .map(|_| Body::encode(api, &generate(&mut traffic, batch, now, event_bytes), now))
         .collect()
+}
+
+/// `batch` events from `traffic`, trimmed toward `event_bytes` each when given.
+fn generate(
+    traffic: &mut SampleTraffic,
+    batch: usize,
+    now: TimestampMicros,
+    event_bytes: Option<usize>,
+) -> Vec<Event> {
+    let mut events = traffic.batch(batch, now);
+    if let Some(target) = event_bytes {
+        for event in &mut events {
+            compact(event, target);
+        }
+    }
+    events
+}
+
+/// Drops optional context fields, least telling first (user agent, campaign, referrer, title,
+/// locale, path), until the event's native JSON is at most `target` bytes or nothing optional is
+/// left: the shape of a server-side producer's event rather than a browser's. Benchmarks use it
+/// to send events of the size an issue names.
+pub fn compact(event: &mut Event, target: usize) {
+    let size = |event: &Event| {
+        native::encode(std::slice::from_ref(event)).map_or(usize::MAX, |json| json.len() - 2)
+    };
+    let steps: [fn(&mut Event); 6] = [
+        |e| e.context.user_agent = None,
+        |e| e.context.campaign = None,
+        |e| {
+            if let Some(page) = &mut e.context.page {
+                page.referrer = None;
+            }
+        },
+        |e| {
+            if let Some(page) = &mut e.context.page {
+                page.title = None;
+            }
+        },
+        |e| e.context.locale = None,
+        |e| {
+            if let Some(page) = &mut e.context.page {
+                page.path = None;
+            }
+        },
+    ];
+    for step in steps {
+        if size(event) <= target {
+            return;
+        }
+        step(event);
+    }
 }
 
 /// Mean request bytes per event over `bodies`.
@@ -335,6 +399,8 @@ pub struct Load {
     pub concurrency: usize,
     /// Encode every request afresh (ids never repeat) instead of reusing the pool.
     pub unique: bool,
+    /// Trim each event toward this many bytes of JSON ([`compact`]); `None` sends them whole.
+    pub event_bytes: Option<usize>,
     /// Seed of the generators.
     pub seed: u64,
 }
@@ -547,7 +613,8 @@ async fn request_loop(shared: Arc<Shared>, id: usize) -> Result<Tally> {
         let body = match &mut fresh {
             Some(traffic) => {
                 let now = now_micros();
-                Body::encode(load.target.api, &traffic.batch(load.batch, now), now)?
+                let events = generate(traffic, load.batch, now, load.event_bytes);
+                Body::encode(load.target.api, &events, now)?
             }
             None => shared.pool[(ticket % shared.pool.len() as u64) as usize].clone(),
         };
@@ -679,16 +746,23 @@ pub fn run(args: &LoadgenArgs) -> Result<ExitCode> {
         batch: args.batch as usize,
         concurrency: args.concurrency as usize,
         unique: args.unique,
+        event_bytes: args.event_bytes,
         // Runs differ from each other; within a run, the pool repeats (see the module doc).
         seed: now_micros().unsigned_abs(),
     };
     let pool = if load.unique {
         Vec::new()
     } else {
-        body_pool(load.target.api, load.batch, load.pool_size(), load.seed)?
+        body_pool(
+            load.target.api,
+            load.batch,
+            load.pool_size(),
+            load.seed,
+            load.event_bytes,
+        )?
     };
     let bytes_per_event = if pool.is_empty() {
-        let sample = body_pool(load.target.api, load.batch, 1, load.seed)?;
+        let sample = body_pool(load.target.api, load.batch, 1, load.seed, load.event_bytes)?;
         bytes_per_event(&sample)
     } else {
         bytes_per_event(&pool)
@@ -856,6 +930,32 @@ mod tests {
     }
 
     #[test]
+    fn compact_events_are_near_the_asked_size_and_keep_their_identity() {
+        let whole = bytes_per_event(&body_pool(Api::Native, 100, 4, 7, None).unwrap());
+        let small = bytes_per_event(&body_pool(Api::Native, 100, 4, 7, Some(400)).unwrap());
+        assert!(
+            whole > 500.0,
+            "the realistic events carry a browser context: {whole}"
+        );
+        assert!(
+            (300.0..=430.0).contains(&small),
+            "compact events are ~400 bytes: {small}"
+        );
+        let mut events = SampleTraffic::new(3).batch(50, 1_735_732_800_000_000);
+        let before = events.clone();
+        for event in &mut events {
+            compact(event, 1);
+        }
+        for (after, before) in events.iter().zip(&before) {
+            assert_eq!(
+                (&after.event_id, &after.event_type, &after.properties),
+                (&before.event_id, &before.event_type, &before.properties)
+            );
+            assert!(after.context.user_agent.is_none() && after.context.campaign.is_none());
+        }
+    }
+
+    #[test]
     fn pools_are_sized_to_the_run() {
         let target = Target::new(Api::Native, "http://h", "k", None, "r").unwrap();
         let mut load = Load {
@@ -865,12 +965,13 @@ mod tests {
             batch: 10,
             concurrency: 4,
             unique: false,
+            event_bytes: None,
             seed: 1,
         };
         assert_eq!(load.pool_size(), 20);
         load.rate = 0.0;
         assert_eq!(load.pool_size(), POOL_BODIES);
-        let pool = body_pool(Api::Native, 10, 3, 1).unwrap();
+        let pool = body_pool(Api::Native, 10, 3, 1, None).unwrap();
         assert_eq!(pool.len(), 3);
         assert!(bytes_per_event(&pool) > 100.0);
     }
