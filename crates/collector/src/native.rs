@@ -80,10 +80,11 @@ struct NativeEvent<'a> {
 struct ContextShape<'a> {
     #[serde(default, borrow)]
     page: Option<PageShape<'a>>,
-    #[serde(default, borrow)]
-    user_agent: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    ip: Option<Cow<'a, str>>,
+    // Present even as `null`: the edge must not add a second `ip` / `user_agent` member.
+    #[serde(default)]
+    user_agent: Present,
+    #[serde(default)]
+    ip: Present,
     #[serde(default, borrow)]
     locale: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
@@ -116,6 +117,17 @@ struct CampaignShape<'a> {
     term: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     content: Option<Cow<'a, str>>,
+}
+
+/// Whether an optional text member was there at all (as a string or `null`); checks its type.
+#[derive(Default)]
+struct Present(bool);
+
+impl<'de> Deserialize<'de> for Present {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Option::<Cow<'de, str>>::deserialize(deserializer)?;
+        Ok(Present(true))
+    }
 }
 
 fn time_ts<'de, D: Deserializer<'de>>(d: D) -> Result<Option<TimestampMicros>, D::Error> {
@@ -252,8 +264,8 @@ pub fn parse_event<'a>(
             let shape: ContextShape = serde_json::from_str(json.get())
                 .map_err(|e| invalid(e, "context.", error_path::<ContextShape>(json.get())))?;
             Some(RawContext {
-                has_ip: shape.ip.is_some(),
-                has_user_agent: shape.user_agent.is_some(),
+                has_ip: shape.ip.0,
+                has_user_agent: shape.user_agent.0,
                 json,
             })
         }

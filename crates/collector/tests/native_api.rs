@@ -119,6 +119,21 @@ async fn a_producer_user_agent_is_not_overwritten_or_duplicated() {
     assert_eq!(e.context.ip.as_deref(), Some("198.51.100.1"));
 }
 
+/// Regression: a context with `"ip": null` got a second `ip` member added by the edge, and the
+/// stored event no longer read back (duplicate field).
+#[tokio::test]
+async fn a_null_ip_or_user_agent_is_kept_and_not_duplicated() {
+    let h = harness();
+    let event = json!({"event_type": "page", "anonymous_id": "a1",
+                       "context": {"ip": null, "user_agent": null, "locale": "en"}});
+    let (status, body) = post(&h, &json!([event])).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let e = &stored(&h.log)[0];
+    assert_eq!(e.context.ip, None);
+    assert_eq!(e.context.user_agent, None);
+    assert_eq!(e.context.locale.as_deref(), Some("en"));
+}
+
 #[tokio::test]
 async fn malformed_members_are_refused_by_name_and_index() {
     let h = harness();
