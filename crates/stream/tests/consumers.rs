@@ -326,7 +326,11 @@ async fn read_long_polls_until_an_append_arrives() {
     let started = Instant::now();
     let batch = log.read(1, 2, ReadLimits::default()).await.unwrap();
     assert!(batch.records.is_empty());
-    assert!(started.elapsed() < Duration::from_millis(200));
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
     log.close().unwrap();
 }
 
