@@ -38,7 +38,7 @@ use tributary_model::now_micros;
 use tributary_stream::{EmbeddedLog, ReadLimits, Stream, StreamConfig};
 
 use super::stream::{Cell, run_cell, sample_value, session_keys};
-use super::{Machine, Scratch, progress_bar, round};
+use super::{Machine, progress_bar, round};
 use crate::config::Config;
 use crate::exit::{OK, UsageError};
 use crate::loadgen::{self, Api, Load, Summary, Target};
@@ -190,24 +190,7 @@ pub fn run(config: &Config, args: &IngestBenchArgs) -> Result<ExitCode> {
         (None, false) => FULL_SWEEP.to_vec(),
     };
 
-    let parent = args.log.scratch_parent(config);
-    let scratch = Scratch::create(
-        &parent,
-        &format!("ingest-{}-{}", std::process::id(), now_micros()),
-    )?;
-    let machine = Machine::detect(scratch.path());
-    if machine.build == "debug" {
-        eprintln!(
-            "warning: this is a debug build; its figures are not comparable \
-             (cargo run --release -p tributary -- bench ingest)"
-        );
-    }
-    if machine.on_ram_disk() {
-        eprintln!(
-            "warning: {} is on a RAM disk: fsync reaches no disk; pass --dir on the data disk",
-            scratch.path().display()
-        );
-    }
+    let (scratch, parent, machine) = args.log.prepare(config, "ingest")?;
 
     let keys_path = scratch.path().join("keys.json");
     let created = keys::create_key(

@@ -38,11 +38,37 @@ pub struct LogArgs {
 }
 
 impl LogArgs {
-    /// The scratch directory's parent: `--dir`, else `<data_dir>/bench`.
-    pub fn scratch_parent(&self, config: &Config) -> PathBuf {
-        self.dir
+    /// Creates this run's scratch directory (under `--dir`, else `<data_dir>/bench`), describes
+    /// the machine, and warns when the figures would mean nothing: a debug build, or a RAM disk
+    /// where fsync reaches no disk. `bench` names the benchmark in the messages. Returns the
+    /// scratch directory, its parent (reported in the JSON line) and the machine.
+    pub fn prepare(&self, config: &Config, bench: &str) -> Result<(Scratch, PathBuf, Machine)> {
+        let parent = self
+            .dir
             .clone()
-            .unwrap_or_else(|| config.data_dir.join("bench"))
+            .unwrap_or_else(|| config.data_dir.join("bench"));
+        let name = format!(
+            "{bench}-{}-{}",
+            std::process::id(),
+            tributary_model::now_micros()
+        );
+        let scratch = Scratch::create(&parent, &name)?;
+        let machine = Machine::detect(scratch.path());
+        if machine.build == "debug" {
+            eprintln!(
+                "warning: this is a debug build; its figures are not comparable \
+                 (cargo run --release -p tributary -- bench {bench})"
+            );
+        }
+        if machine.on_ram_disk() {
+            eprintln!(
+                "warning: {} is on a RAM disk ({}): fsync reaches no disk, the figures mean \
+                 nothing; pass --dir on the data disk",
+                scratch.path().display(),
+                machine.filesystem.as_deref().unwrap_or("tmpfs")
+            );
+        }
+        Ok((scratch, parent, machine))
     }
 }
 

@@ -26,7 +26,7 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use tributary_stream::{Durability, EmbeddedLog, Record, StreamConfig};
 
-use super::{Latencies, Machine, Scratch, progress_bar, round};
+use super::{Latencies, Machine, progress_bar, round};
 use crate::config::Config;
 use crate::exit::OK;
 use crate::output::{self, Table};
@@ -149,30 +149,7 @@ pub fn run(config: &Config, args: &StreamBenchArgs) -> Result<ExitCode> {
     let mut raw_batches: Vec<usize> = plan.iter().map(|&(batch, _)| batch).collect();
     raw_batches.dedup();
 
-    let parent = args.log.scratch_parent(config);
-    let scratch = Scratch::create(
-        &parent,
-        &format!(
-            "stream-{}-{}",
-            std::process::id(),
-            tributary_model::now_micros()
-        ),
-    )?;
-    let machine = Machine::detect(scratch.path());
-    if machine.build == "debug" {
-        eprintln!(
-            "warning: this is a debug build; its figures are not comparable \
-             (cargo run --release -p tributary -- bench stream)"
-        );
-    }
-    if machine.on_ram_disk() {
-        eprintln!(
-            "warning: {} is on a RAM disk ({}): fsync reaches no disk, the figures mean \
-             nothing; pass --dir on the data disk",
-            scratch.path().display(),
-            machine.filesystem.as_deref().unwrap_or("tmpfs")
-        );
-    }
+    let (scratch, parent, machine) = args.log.prepare(config, "stream")?;
 
     let bar = progress_bar((plan.len() + raw_batches.len()) as u64);
     let value = sample_value(record_bytes);
