@@ -1,0 +1,604 @@
+//! In-memory buffers of one partition's rows, built column by column as events arrive, and
+//! sorted by (tenant, time) when they are written out.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, MapBuilder, MapFieldNames, RecordBatch,
+    StringBuilder, StructArray, TimestampMicrosecondBuilder, UInt32Builder, UInt64Builder,
+};
+use arrow::compute::{SortColumn, lexsort_to_indices, take_record_batch};
+use arrow::datatypes::SchemaRef;
+use serde_json::Value;
+use tributary_model::{Campaign, Event, PageContext};
+
+use crate::error::LakeError;
+use crate::schema::{PromotedProperty, PromotedType, campaign_fields, context_fields, page_fields};
+
+/// What the catalog records about a file's rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowStats {
+    /// Rows.
+    pub rows: u64,
+    /// Smallest value of the table's time column (µs).
+    pub min_ts: i64,
+    /// Largest value of the table's time column (µs).
+    pub max_ts: i64,
+    /// Smallest tenant id.
+    pub min_tenant: String,
+    /// Largest tenant id.
+    pub max_tenant: String,
+}
+
+impl RowStats {
+    fn empty() -> RowStats {
+        RowStats {
+            rows: 0,
+            min_ts: i64::MAX,
+            max_ts: i64::MIN,
+            min_tenant: String::new(),
+            max_tenant: String::new(),
+        }
+    }
+
+    fn add(&mut self, ts: i64, tenant: &str) {
+        if self.rows == 0 || tenant < self.min_tenant.as_str() {
+            self.min_tenant = tenant.to_string();
+        }
+        if self.rows == 0 || tenant > self.max_tenant.as_str() {
+            self.max_tenant = tenant.to_string();
+        }
+        self.min_ts = self.min_ts.min(ts);
+        self.max_ts = self.max_ts.max(ts);
+        self.rows += 1;
+    }
+}
+
+fn utc_timestamps() -> TimestampMicrosecondBuilder {
+    TimestampMicrosecondBuilder::new().with_timezone("UTC")
+}
+
+/// Sorts a batch by its tenant column, then its time column: rows of one tenant and one time
+/// range sit together, so Parquet's min/max statistics prune both.
+pub fn sort_by_tenant_and_time(
+    batch: &RecordBatch,
+    tenant_column: &str,
+    time_column: &str,
+) -> Result<RecordBatch, LakeError> {
+    let column = |name: &str| {
+        batch
+            .column_by_name(name)
+            .cloned()
+            .ok_or_else(|| LakeError::Config(format!("sort column {name} is missing")))
+    };
+    let sort = [
+        SortColumn {
+            values: column(tenant_column)?,
+            options: None,
+        },
+        SortColumn {
+            values: column(time_column)?,
+            options: None,
+        },
+    ];
+    let indices = lexsort_to_indices(&sort, None)?;
+    Ok(take_record_batch(batch, &indices)?)
+}
+
+/// One promoted column being built.
+enum PromotedColumn {
+    String(StringBuilder),
+    Int64(Int64Builder),
+    Float64(Float64Builder),
+    Bool(BooleanBuilder),
+}
+
+impl PromotedColumn {
+    fn new(kind: PromotedType) -> PromotedColumn {
+        match kind {
+            PromotedType::String => PromotedColumn::String(StringBuilder::new()),
+            PromotedType::Int64 => PromotedColumn::Int64(Int64Builder::new()),
+            PromotedType::Float64 => PromotedColumn::Float64(Float64Builder::new()),
+            PromotedType::Bool => PromotedColumn::Bool(BooleanBuilder::new()),
+        }
+    }
+
+    /// Appends the value if it converts, and says whether it did; appends null otherwise.
+    fn append(&mut self, value: Option<&Value>) -> bool {
+        let Some(value) = value else {
+            self.append_null();
+            return false;
+        };
+        let converted = match (&mut *self, value) {
+            (PromotedColumn::String(b), Value::String(text)) => {
+                b.append_value(text);
+                true
+            }
+            (PromotedColumn::String(b), Value::Null) => {
+                b.append_null();
+                false
+            }
+            (PromotedColumn::String(b), other) => {
+                b.append_value(other.to_string());
+                true
+            }
+            (PromotedColumn::Int64(b), value) => {
+                let number = match value {
+                    Value::Number(n) => n.as_i64(),
+                    Value::String(text) => text.trim().parse().ok(),
+                    _ => None,
+                };
+                b.append_option(number);
+                number.is_some()
+            }
+            (PromotedColumn::Float64(b), value) => {
+                let number = match value {
+                    Value::Number(n) => n.as_f64(),
+                    Value::String(text) => {
+                        text.trim().parse::<f64>().ok().filter(|f| f.is_finite())
+                    }
+                    _ => None,
+                };
+                b.append_option(number);
+                number.is_some()
+            }
+            (PromotedColumn::Bool(b), value) => {
+                let flag = match value {
+                    Value::Bool(flag) => Some(*flag),
+                    Value::String(text) if text == "true" => Some(true),
+                    Value::String(text) if text == "false" => Some(false),
+                    _ => None,
+                };
+                b.append_option(flag);
+                flag.is_some()
+            }
+        };
+        converted
+    }
+
+    fn append_null(&mut self) {
+        match self {
+            PromotedColumn::String(b) => b.append_null(),
+            PromotedColumn::Int64(b) => b.append_null(),
+            PromotedColumn::Float64(b) => b.append_null(),
+            PromotedColumn::Bool(b) => b.append_null(),
+        }
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            PromotedColumn::String(b) => Arc::new(b.finish()),
+            PromotedColumn::Int64(b) => Arc::new(b.finish()),
+            PromotedColumn::Float64(b) => Arc::new(b.finish()),
+            PromotedColumn::Bool(b) => Arc::new(b.finish()),
+        }
+    }
+}
+
+/// Leaf columns of `context`, assembled into the struct when the buffer is finished (cheaper
+/// than Arrow's nested struct builders).
+#[derive(Default)]
+struct ContextColumns {
+    page_url: StringBuilder,
+    page_path: StringBuilder,
+    page_title: StringBuilder,
+    page_referrer: StringBuilder,
+    user_agent: StringBuilder,
+    ip: StringBuilder,
+    locale: StringBuilder,
+    campaign_source: StringBuilder,
+    campaign_medium: StringBuilder,
+    campaign_name: StringBuilder,
+    campaign_term: StringBuilder,
+    campaign_content: StringBuilder,
+    extra: StringBuilder,
+}
+
+impl ContextColumns {
+    fn append(&mut self, context: &tributary_model::EventContext) {
+        let page = context.page.as_ref();
+        let page_field =
+            |get: fn(&PageContext) -> &Option<String>| page.and_then(|p| get(p).as_deref());
+        self.page_url.append_option(page_field(|p| &p.url));
+        self.page_path.append_option(page_field(|p| &p.path));
+        self.page_title.append_option(page_field(|p| &p.title));
+        self.page_referrer
+            .append_option(page_field(|p| &p.referrer));
+        self.user_agent.append_option(context.user_agent.as_deref());
+        self.ip.append_option(context.ip.as_deref());
+        self.locale.append_option(context.locale.as_deref());
+        let campaign = context.campaign.as_ref();
+        let campaign_field =
+            |get: fn(&Campaign) -> &Option<String>| campaign.and_then(|c| get(c).as_deref());
+        self.campaign_source
+            .append_option(campaign_field(|c| &c.source));
+        self.campaign_medium
+            .append_option(campaign_field(|c| &c.medium));
+        self.campaign_name
+            .append_option(campaign_field(|c| &c.name));
+        self.campaign_term
+            .append_option(campaign_field(|c| &c.term));
+        self.campaign_content
+            .append_option(campaign_field(|c| &c.content));
+        self.extra.append_option(context_extra(context));
+    }
+
+    fn finish(&mut self) -> Result<ArrayRef, LakeError> {
+        let page = StructArray::try_new(
+            page_fields(),
+            vec![
+                Arc::new(self.page_url.finish()) as ArrayRef,
+                Arc::new(self.page_path.finish()),
+                Arc::new(self.page_title.finish()),
+                Arc::new(self.page_referrer.finish()),
+            ],
+            None,
+        )?;
+        let campaign = StructArray::try_new(
+            campaign_fields(),
+            vec![
+                Arc::new(self.campaign_source.finish()) as ArrayRef,
+                Arc::new(self.campaign_medium.finish()),
+                Arc::new(self.campaign_name.finish()),
+                Arc::new(self.campaign_term.finish()),
+                Arc::new(self.campaign_content.finish()),
+            ],
+            None,
+        )?;
+        let context = StructArray::try_new(
+            context_fields(),
+            vec![
+                Arc::new(page) as ArrayRef,
+                Arc::new(self.user_agent.finish()),
+                Arc::new(self.ip.finish()),
+                Arc::new(self.locale.finish()),
+                Arc::new(campaign),
+                Arc::new(self.extra.finish()),
+            ],
+            None,
+        )?;
+        Ok(Arc::new(context))
+    }
+}
+
+/// Every context member without a column of its own, as one JSON object text (`None` when
+/// there are none): the top level's other members, and the page's and campaign's under
+/// `page` and `campaign`.
+fn context_extra(context: &tributary_model::EventContext) -> Option<String> {
+    let page_extra = context
+        .page
+        .as_ref()
+        .map(|p| &p.extra)
+        .filter(|m| !m.is_empty());
+    let campaign_extra = context
+        .campaign
+        .as_ref()
+        .map(|c| &c.extra)
+        .filter(|m| !m.is_empty());
+    if context.extra.is_empty() && page_extra.is_none() && campaign_extra.is_none() {
+        return None;
+    }
+    let mut all = context.extra.clone();
+    if let Some(extra) = page_extra {
+        all.insert("page".into(), Value::Object(extra.clone()));
+    }
+    if let Some(extra) = campaign_extra {
+        all.insert("campaign".into(), Value::Object(extra.clone()));
+    }
+    Some(Value::Object(all).to_string())
+}
+
+/// Rows of one curated partition (`dt`, `event_family`).
+pub struct CuratedBuffer {
+    schema: SchemaRef,
+    promoted_names: Vec<String>,
+    event_id: StringBuilder,
+    tenant_id: StringBuilder,
+    anonymous_id: StringBuilder,
+    user_id: StringBuilder,
+    session_id: StringBuilder,
+    event_type: StringBuilder,
+    ts: TimestampMicrosecondBuilder,
+    received_at: TimestampMicrosecondBuilder,
+    context: ContextColumns,
+    properties: MapBuilder<StringBuilder, StringBuilder>,
+    promoted: Vec<PromotedColumn>,
+    stats: RowStats,
+    bytes: u64,
+}
+
+impl CuratedBuffer {
+    /// An empty buffer for files of `schema` (from [`crate::schema::curated_file_schema`] with
+    /// the same `promoted` list).
+    pub fn new(schema: SchemaRef, promoted: &[PromotedProperty]) -> CuratedBuffer {
+        let names = MapFieldNames {
+            entry: "key_value".into(),
+            key: "key".into(),
+            value: "value".into(),
+        };
+        CuratedBuffer {
+            schema,
+            promoted_names: promoted.iter().map(|p| p.name.clone()).collect(),
+            event_id: StringBuilder::new(),
+            tenant_id: StringBuilder::new(),
+            anonymous_id: StringBuilder::new(),
+            user_id: StringBuilder::new(),
+            session_id: StringBuilder::new(),
+            event_type: StringBuilder::new(),
+            ts: utc_timestamps(),
+            received_at: utc_timestamps(),
+            context: ContextColumns::default(),
+            properties: MapBuilder::new(Some(names), StringBuilder::new(), StringBuilder::new()),
+            promoted: promoted
+                .iter()
+                .map(|p| PromotedColumn::new(p.kind))
+                .collect(),
+            stats: RowStats::empty(),
+            bytes: 0,
+        }
+    }
+
+    /// Adds one event; `size` is its size as received (for the flush threshold).
+    pub fn push(&mut self, event: &Event, size: usize) -> Result<(), LakeError> {
+        self.event_id.append_value(&event.event_id);
+        self.tenant_id.append_value(&event.tenant_id);
+        self.anonymous_id.append_value(&event.anonymous_id);
+        self.user_id.append_option(event.user_id.as_deref());
+        self.session_id.append_value(&event.session_id);
+        self.event_type.append_value(&event.event_type);
+        self.ts.append_value(event.ts);
+        self.received_at.append_value(event.received_at);
+        self.context.append(&event.context);
+
+        // Promoted properties that convert leave the map; the others stay in it as sent.
+        let mut moved = Vec::new();
+        for (index, name) in self.promoted_names.iter().enumerate() {
+            let value = event.properties.get(name);
+            if self.promoted[index].append(value) {
+                moved.push(name.as_str());
+            }
+        }
+        for (key, value) in &event.properties {
+            if moved.contains(&key.as_str()) {
+                continue;
+            }
+            self.properties.keys().append_value(key);
+            match value {
+                Value::String(text) => self.properties.values().append_value(text),
+                Value::Null => self.properties.values().append_null(),
+                other => self.properties.values().append_value(other.to_string()),
+            }
+        }
+        self.properties.append(true)?;
+
+        self.stats.add(event.ts, &event.tenant_id);
+        self.bytes += size as u64;
+        Ok(())
+    }
+
+    /// Bytes of events buffered (as received).
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Rows buffered.
+    pub fn rows(&self) -> u64 {
+        self.stats.rows
+    }
+
+    /// The rows, sorted by (tenant_id, ts), and their statistics.
+    pub fn finish(mut self) -> Result<(RecordBatch, RowStats), LakeError> {
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(self.event_id.finish()),
+            Arc::new(self.tenant_id.finish()),
+            Arc::new(self.anonymous_id.finish()),
+            Arc::new(self.user_id.finish()),
+            Arc::new(self.session_id.finish()),
+            Arc::new(self.event_type.finish()),
+            Arc::new(self.ts.finish()),
+            Arc::new(self.received_at.finish()),
+            self.context.finish()?,
+            Arc::new(self.properties.finish()),
+        ];
+        columns.extend(self.promoted.iter_mut().map(PromotedColumn::finish));
+        let batch = RecordBatch::try_new(self.schema.clone(), columns)?;
+        Ok((
+            sort_by_tenant_and_time(&batch, "tenant_id", "ts")?,
+            self.stats,
+        ))
+    }
+}
+
+/// Rows of one raw archive partition (`dt`, `hour`).
+pub struct RawBuffer {
+    schema: SchemaRef,
+    tenant_id: StringBuilder,
+    event_id: StringBuilder,
+    ts: TimestampMicrosecondBuilder,
+    received_at: TimestampMicrosecondBuilder,
+    shard: UInt32Builder,
+    seq: UInt64Builder,
+    payload: StringBuilder,
+    stats: RowStats,
+    bytes: u64,
+}
+
+/// One stream record as the raw archive keeps it.
+#[derive(Debug, Clone, Copy)]
+pub struct RawRow<'a> {
+    /// The event's tenant (empty for a record that is not an event).
+    pub tenant_id: &'a str,
+    /// The event's id (empty for a record that is not an event).
+    pub event_id: &'a str,
+    /// Event time (the stream's timestamp for a record that is not an event).
+    pub ts: i64,
+    /// Arrival time at the collector.
+    pub received_at: i64,
+    /// Stream shard.
+    pub shard: u32,
+    /// Sequence number in the shard.
+    pub seq: u64,
+    /// The record's value, as stored.
+    pub payload: &'a str,
+}
+
+impl RawBuffer {
+    /// An empty buffer for files of [`crate::schema::raw_file_schema`].
+    pub fn new(schema: SchemaRef) -> RawBuffer {
+        RawBuffer {
+            schema,
+            tenant_id: StringBuilder::new(),
+            event_id: StringBuilder::new(),
+            ts: utc_timestamps(),
+            received_at: utc_timestamps(),
+            shard: UInt32Builder::new(),
+            seq: UInt64Builder::new(),
+            payload: StringBuilder::new(),
+            stats: RowStats::empty(),
+            bytes: 0,
+        }
+    }
+
+    /// Adds one record.
+    pub fn push(&mut self, row: RawRow<'_>) {
+        self.tenant_id.append_value(row.tenant_id);
+        self.event_id.append_value(row.event_id);
+        self.ts.append_value(row.ts);
+        self.received_at.append_value(row.received_at);
+        self.shard.append_value(row.shard);
+        self.seq.append_value(row.seq);
+        self.payload.append_value(row.payload);
+        self.stats.add(row.received_at, row.tenant_id);
+        self.bytes += row.payload.len() as u64;
+    }
+
+    /// Bytes buffered.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The rows, sorted by (tenant_id, received_at), and their statistics.
+    pub fn finish(mut self) -> Result<(RecordBatch, RowStats), LakeError> {
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.tenant_id.finish()),
+            Arc::new(self.event_id.finish()),
+            Arc::new(self.ts.finish()),
+            Arc::new(self.received_at.finish()),
+            Arc::new(self.shard.finish()),
+            Arc::new(self.seq.finish()),
+            Arc::new(self.payload.finish()),
+        ];
+        let batch = RecordBatch::try_new(self.schema.clone(), columns)?;
+        Ok((
+            sort_by_tenant_and_time(&batch, "tenant_id", "received_at")?,
+            self.stats,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{curated_file_schema, raw_file_schema};
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::Float64Type;
+    use serde_json::Map;
+
+    fn event(tenant: &str, ts: i64, revenue: Value) -> Event {
+        let mut properties = Map::new();
+        properties.insert("revenue".into(), revenue);
+        properties.insert("items".into(), serde_json::json!([1, 2]));
+        Event {
+            event_id: format!("e-{tenant}-{ts}"),
+            tenant_id: tenant.into(),
+            anonymous_id: "a".into(),
+            user_id: None,
+            session_id: "s".into(),
+            event_type: "track:Order Completed".into(),
+            event_family: "track".into(),
+            ts,
+            received_at: ts + 1,
+            context: tributary_model::EventContext {
+                page: Some(PageContext {
+                    path: Some("/checkout".into()),
+                    ..PageContext::default()
+                }),
+                ..Default::default()
+            },
+            properties,
+        }
+    }
+
+    #[test]
+    fn curated_rows_are_sorted_and_promoted() {
+        let promoted = vec![PromotedProperty {
+            name: "revenue".into(),
+            kind: PromotedType::Float64,
+        }];
+        let mut buffer = CuratedBuffer::new(curated_file_schema(&promoted), &promoted);
+        buffer
+            .push(&event("globex", 30, serde_json::json!(12.5)), 100)
+            .unwrap();
+        buffer
+            .push(&event("acme", 20, serde_json::json!("oops")), 100)
+            .unwrap();
+        buffer
+            .push(&event("acme", 10, serde_json::json!("7.25")), 100)
+            .unwrap();
+        assert_eq!(buffer.bytes(), 300);
+        let (batch, stats) = buffer.finish().unwrap();
+        assert_eq!(stats.rows, 3);
+        assert_eq!((stats.min_ts, stats.max_ts), (10, 30));
+        assert_eq!(
+            (stats.min_tenant.as_str(), stats.max_tenant.as_str()),
+            ("acme", "globex")
+        );
+
+        let tenants = batch
+            .column_by_name("tenant_id")
+            .unwrap()
+            .as_string::<i32>();
+        assert_eq!(
+            tenants.iter().flatten().collect::<Vec<_>>(),
+            ["acme", "acme", "globex"]
+        );
+        let revenue = batch
+            .column_by_name("revenue")
+            .unwrap()
+            .as_primitive::<Float64Type>();
+        assert_eq!(revenue.value(0), 7.25);
+        assert!(revenue.is_null(1), "a value that does not convert is null");
+        assert_eq!(revenue.value(2), 12.5);
+        // The value that did not convert stays in the map; the others left it.
+        let properties = batch.column_by_name("properties").unwrap().as_map();
+        let keys_of = |row: usize| {
+            let entries = properties.value(row);
+            let keys = entries.column(0).as_string::<i32>();
+            keys.iter().flatten().map(str::to_owned).collect::<Vec<_>>()
+        };
+        assert_eq!(keys_of(0), ["items"]);
+        assert_eq!(keys_of(1), ["items", "revenue"]);
+    }
+
+    #[test]
+    fn raw_rows_keep_the_payload() {
+        let mut buffer = RawBuffer::new(raw_file_schema());
+        buffer.push(RawRow {
+            tenant_id: "acme",
+            event_id: "e1",
+            ts: 5,
+            received_at: 6,
+            shard: 1,
+            seq: 9,
+            payload: "{\"x\":1}",
+        });
+        let (batch, stats) = buffer.finish().unwrap();
+        assert_eq!(stats.rows, 1);
+        assert_eq!(
+            stats.min_ts, 6,
+            "the raw archive's time column is received_at"
+        );
+        let payload = batch.column_by_name("payload").unwrap().as_string::<i32>();
+        assert_eq!(payload.value(0), "{\"x\":1}");
+    }
+}

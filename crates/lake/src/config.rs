@@ -1,0 +1,236 @@
+//! Configuration of the lake: the `[lake]` section of `tributary.toml`.
+//!
+//! Every field has a documented default; these doc comments are the configuration reference
+//! (`docs/configuration.md` repeats them; a test checks it names every field).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::LakeError;
+use crate::family::FamilyRule;
+use crate::schema::{ENVELOPE_COLUMNS, PromotedProperty, PromotedType};
+
+/// Settings of the lake writer, compaction and lifecycle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LakeConfig {
+    /// Run the lake writer inside `tributary serve`. Default true.
+    pub enabled: bool,
+    /// A partition's buffer is written out once it holds this many bytes of events (as
+    /// received). Every buffered partition is flushed with it, in one commit. Default 64 MiB.
+    pub flush_bytes: u64,
+    /// Buffered events are written out at the latest this long after the oldest of them
+    /// arrived: the lake's freshness bound. Default 5 s.
+    #[serde(with = "humantime_serde")]
+    pub flush_interval: Duration,
+    /// Events buffered in all partitions together before a flush is forced; bounds the
+    /// writer's memory. Default 256 MiB.
+    pub max_buffer_bytes: u64,
+    /// zstd level of Parquet pages (1–22). Default 3.
+    pub zstd_level: i32,
+    /// Most rows per Parquet row group. Default 1,048,576.
+    pub row_group_rows: usize,
+    /// Name of the stream consumer the writer reads as (its checkpoint lives in the catalog,
+    /// committed with the files). Default `lake`.
+    pub consumer: String,
+    /// Ordered rules that derive `event_family` (the partition column) from `event_type`; the
+    /// first match wins, and an event no rule matches gets family `other`. Patterns are
+    /// exact, or end in `*` to match a prefix. Default: `page`/`screen` → `page`;
+    /// `identify`/`alias`/`group` → `identity`; `track:*` → `track`.
+    pub event_families: Vec<FamilyRule>,
+    /// Properties stored as typed top-level columns of `events` (and not repeated in the
+    /// `properties` map; a value that does not convert stays in the map). Default `item_id`,
+    /// `order_id`, `currency` (string) and `revenue` (float64).
+    pub promoted_properties: Vec<PromotedProperty>,
+    /// Compaction of small files.
+    pub compaction: CompactionConfig,
+    /// How long data is kept.
+    pub retention: LakeRetentionConfig,
+}
+
+impl Default for LakeConfig {
+    fn default() -> Self {
+        let promoted = |name: &str, kind| PromotedProperty {
+            name: name.into(),
+            kind,
+        };
+        LakeConfig {
+            enabled: true,
+            flush_bytes: 64 << 20,
+            flush_interval: Duration::from_secs(5),
+            max_buffer_bytes: 256 << 20,
+            zstd_level: 3,
+            row_group_rows: 1 << 20,
+            consumer: "lake".into(),
+            event_families: crate::family::default_rules(),
+            promoted_properties: vec![
+                promoted("item_id", PromotedType::String),
+                promoted("order_id", PromotedType::String),
+                promoted("currency", PromotedType::String),
+                promoted("revenue", PromotedType::Float64),
+            ],
+            compaction: CompactionConfig::default(),
+            retention: LakeRetentionConfig::default(),
+        }
+    }
+}
+
+/// Settings of the compaction job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CompactionConfig {
+    /// Run compaction inside `tributary serve`. Default true.
+    pub enabled: bool,
+    /// How often partitions are checked for small files. Default 60 s.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Size compaction aims for; files under half of it count as small. Default 128 MiB.
+    pub target_file_bytes: u64,
+    /// A partition is compacted once it has at least this many small files. Default 4.
+    pub min_small_files: usize,
+    /// Files replaced by a compaction (or dropped by retention) are deleted this long after
+    /// they stopped being live, so queries that listed them before the swap can finish.
+    /// Default 5 min.
+    #[serde(with = "humantime_serde")]
+    pub delete_grace: Duration,
+}
+
+impl Default for CompactionConfig {
+    fn default() -> Self {
+        CompactionConfig {
+            enabled: true,
+            interval: Duration::from_secs(60),
+            target_file_bytes: 128 << 20,
+            min_small_files: 4,
+            delete_grace: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Per-table retention: partitions whose `dt` is older than this many days are dropped.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LakeRetentionConfig {
+    /// Days of curated `events` kept. Default unset (kept forever).
+    pub events_days: Option<u32>,
+    /// Days of the raw archive kept. Default unset (kept forever: it is the source of every
+    /// replay).
+    pub raw_days: Option<u32>,
+}
+
+impl LakeConfig {
+    /// Checks the values; the error names the field and the bound.
+    pub fn validate(&self) -> Result<(), LakeError> {
+        let bad = |message: String| Err(LakeError::Config(message));
+        if self.flush_bytes < 1024 {
+            return bad(format!(
+                "lake.flush_bytes is {}, must be at least 1024",
+                self.flush_bytes
+            ));
+        }
+        if self.flush_interval.is_zero() {
+            return bad("lake.flush_interval must be more than 0".into());
+        }
+        if self.max_buffer_bytes < self.flush_bytes {
+            return bad(format!(
+                "lake.max_buffer_bytes ({}) must be at least lake.flush_bytes ({})",
+                self.max_buffer_bytes, self.flush_bytes
+            ));
+        }
+        if !(1..=22).contains(&self.zstd_level) {
+            return bad(format!(
+                "lake.zstd_level is {}, must be 1..=22",
+                self.zstd_level
+            ));
+        }
+        if self.row_group_rows == 0 {
+            return bad("lake.row_group_rows must be more than 0".into());
+        }
+        if self.consumer.is_empty() {
+            return bad("lake.consumer must not be empty".into());
+        }
+        for (index, rule) in self.event_families.iter().enumerate() {
+            rule.validate()
+                .map_err(|why| LakeError::Config(format!("lake.event_families[{index}]: {why}")))?;
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (index, property) in self.promoted_properties.iter().enumerate() {
+            let name = property.name.as_str();
+            let valid = !name.is_empty()
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !name.starts_with(|c: char| c.is_ascii_digit());
+            if !valid {
+                return bad(format!(
+                    "lake.promoted_properties[{index}].name {name:?} must be letters, digits \
+                     and _, not starting with a digit"
+                ));
+            }
+            if ENVELOPE_COLUMNS.contains(&name) {
+                return bad(format!(
+                    "lake.promoted_properties[{index}].name {name:?} is an envelope column"
+                ));
+            }
+            if !seen.insert(name) {
+                return bad(format!(
+                    "lake.promoted_properties[{index}].name {name:?} is listed twice"
+                ));
+            }
+        }
+        if self.compaction.target_file_bytes < 1 << 20 {
+            return bad(format!(
+                "lake.compaction.target_file_bytes is {}, must be at least 1 MiB",
+                self.compaction.target_file_bytes
+            ));
+        }
+        if self.compaction.min_small_files < 2 {
+            return bad(format!(
+                "lake.compaction.min_small_files is {}, must be at least 2",
+                self.compaction.min_small_files
+            ));
+        }
+        if self.compaction.interval.is_zero() {
+            return bad("lake.compaction.interval must be more than 0".into());
+        }
+        for (field, days) in [
+            ("events_days", self.retention.events_days),
+            ("raw_days", self.retention.raw_days),
+        ] {
+            if days == Some(0) {
+                return bad(format!(
+                    "lake.retention.{field} is 0, must be at least 1 (or unset to keep forever)"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        LakeConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let mut config = LakeConfig::default();
+        config.promoted_properties.push(PromotedProperty {
+            name: "ts".into(),
+            kind: PromotedType::String,
+        });
+        let message = config.validate().unwrap_err().to_string();
+        assert!(
+            message.contains("lake.promoted_properties[4].name"),
+            "{message}"
+        );
+
+        let mut config = LakeConfig::default();
+        config.max_buffer_bytes = 10;
+        let message = config.validate().unwrap_err().to_string();
+        assert!(message.contains("lake.max_buffer_bytes"), "{message}");
+    }
+}
