@@ -135,7 +135,20 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(collector).into_make_service_with_connect_info::<SocketAddr>();
+    serve_with(collector, Router::new(), listener, shutdown).await
+}
+
+/// Like [`serve`], with the routes of downstream components (the SQL API, …) served beside
+/// the collector's on the same listener.
+pub async fn serve_with(
+    collector: Arc<Collector>,
+    extra: Router,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(collector)
+        .merge(extra)
+        .into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

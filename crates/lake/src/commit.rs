@@ -58,21 +58,36 @@ pub async fn publish(
         catalog.stage(table, paths).await?;
     }
     crash_point(&format!("{point}.after_stage"));
+    let staged: Vec<String> = files.iter().map(|f| f.record.path.clone()).collect();
 
-    for file in &files {
-        upload(store, &file.record.path, file.contents.clone()).await?;
+    let committed = async {
+        for file in &files {
+            upload(store, &file.record.path, file.contents.clone()).await?;
+        }
+        crash_point(&format!("{point}.after_upload"));
+        let commit = Commit {
+            kind,
+            added: files.iter().map(|file| file.record.clone()).collect(),
+            removed,
+            checkpoint,
+        };
+        Ok::<_, LakeError>(catalog.commit(commit).await?)
     }
-    crash_point(&format!("{point}.after_upload"));
-
-    let commit = Commit {
-        kind,
-        added: files.into_iter().map(|file| file.record).collect(),
-        removed,
-        checkpoint,
-    };
-    let id = catalog.commit(commit).await?;
-    crash_point(&format!("{point}.after_commit"));
-    Ok(id)
+    .await;
+    match committed {
+        Ok(id) => {
+            crash_point(&format!("{point}.after_commit"));
+            Ok(id)
+        }
+        Err(error) => {
+            // Nothing went live: take the uploads back now rather than at the next start.
+            // If this fails too, they stay staged and [`recover`] deletes them.
+            if delete_objects(store, &staged).await.is_ok() {
+                let _ = catalog.forget_staged(&staged).await;
+            }
+            Err(error)
+        }
+    }
 }
 
 /// Writes one object.

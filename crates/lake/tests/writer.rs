@@ -122,12 +122,20 @@ async fn write_all(lake: &Lake, config: LakeConfig) {
     loop {
         let checkpoint = lake.catalog.checkpoint("lake").await.unwrap();
         let done = ends.iter().enumerate().all(|(shard, end)| {
-            checkpoint.positions.get(&(shard as u32)).copied().unwrap_or(0) >= *end
+            checkpoint
+                .positions
+                .get(&(shard as u32))
+                .copied()
+                .unwrap_or(0)
+                >= *end
         });
         if done {
             break;
         }
-        assert!(Instant::now() < deadline, "the writer did not catch up: {checkpoint:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the writer did not catch up: {checkpoint:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     stop.send(true).unwrap();
@@ -138,7 +146,11 @@ async fn rows(lake: &Lake, table: &str) -> Vec<RecordBatch> {
     let snapshot = lake.catalog.snapshot(table, None, None).await.unwrap();
     let mut batches = Vec::new();
     for file in &snapshot.files {
-        batches.extend(parquet_io::read_all(lake.store.clone(), &file.path).await.unwrap());
+        batches.extend(
+            parquet_io::read_all(lake.store.clone(), &file.path)
+                .await
+                .unwrap(),
+        );
     }
     batches
 }
@@ -148,7 +160,10 @@ fn strings(batches: &[RecordBatch], column: &str) -> Vec<String> {
         .iter()
         .flat_map(|b| {
             let array = b.column_by_name(column).unwrap().as_string::<i32>();
-            array.iter().map(|v| v.unwrap_or("").to_string()).collect::<Vec<_>>()
+            array
+                .iter()
+                .map(|v| v.unwrap_or("").to_string())
+                .collect::<Vec<_>>()
         })
         .collect()
 }
@@ -166,7 +181,9 @@ fn assert_each_once(ids: &[String], expected: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_event_lands_once_in_raw_and_curated_across_restarts() {
     let lake = lake();
-    let first: Vec<Event> = (0..3000).map(|i| event(i, BASE + i as i64 * 1_000_000)).collect();
+    let first: Vec<Event> = (0..3000)
+        .map(|i| event(i, BASE + i as i64 * 1_000_000))
+        .collect();
     append(&lake.log, &first).await;
     write_all(&lake, config()).await;
 
@@ -193,9 +210,18 @@ async fn every_event_lands_once_in_raw_and_curated_across_restarts() {
         .iter()
         .map(|p| tributary_catalog::partition_path(&p.partition))
         .collect();
-    assert!(names.contains(&"dt=2026-11-23/event_family=page".to_string()), "{names:?}");
-    assert!(names.contains(&"dt=2026-11-24/event_family=identity".to_string()), "{names:?}");
-    assert!(names.contains(&"dt=2026-11-24/event_family=track".to_string()), "{names:?}");
+    assert!(
+        names.contains(&"dt=2026-11-23/event_family=page".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"dt=2026-11-24/event_family=identity".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"dt=2026-11-24/event_family=track".to_string()),
+        "{names:?}"
+    );
     for partition in &partitions {
         let dir = lake
             .lake_dir
@@ -206,7 +232,10 @@ async fn every_event_lands_once_in_raw_and_curated_across_restarts() {
 
     // Within a file rows are sorted by (tenant_id, ts).
     for batch in &curated {
-        let tenants = batch.column_by_name("tenant_id").unwrap().as_string::<i32>();
+        let tenants = batch
+            .column_by_name("tenant_id")
+            .unwrap()
+            .as_string::<i32>();
         let ts = batch
             .column_by_name("ts")
             .unwrap()
@@ -236,14 +265,10 @@ async fn compaction_keeps_every_row_sorted_and_swaps_atomically() {
     }
     let before = lake.catalog.snapshot(EVENTS, None, None).await.unwrap();
     let events_table = before.table.clone();
-    let summary = compaction::compact_table(
-        lake.catalog.as_ref(),
-        &lake.store,
-        &events_table,
-        &config,
-    )
-    .await
-    .unwrap();
+    let summary =
+        compaction::compact_table(lake.catalog.as_ref(), &lake.store, &events_table, &config)
+            .await
+            .unwrap();
     assert!(summary.files_written > 0, "{summary:?}");
     let after = lake.catalog.snapshot(EVENTS, None, None).await.unwrap();
     assert!(after.files.len() < before.files.len());
@@ -254,7 +279,9 @@ async fn compaction_keeps_every_row_sorted_and_swaps_atomically() {
     let curated = rows(&lake, EVENTS).await;
     assert_each_once(&strings(&curated, "event_id"), 2000);
     for file in &after.files {
-        let batches = parquet_io::read_all(lake.store.clone(), &file.path).await.unwrap();
+        let batches = parquet_io::read_all(lake.store.clone(), &file.path)
+            .await
+            .unwrap();
         let keys: Vec<(String, i64)> = batches
             .iter()
             .flat_map(|b| {
@@ -268,7 +295,11 @@ async fn compaction_keeps_every_row_sorted_and_swaps_atomically() {
                     .collect::<Vec<_>>()
             })
             .collect();
-        assert!(keys.windows(2).all(|w| w[0] <= w[1]), "{} is sorted", file.path);
+        assert!(
+            keys.windows(2).all(|w| w[0] <= w[1]),
+            "{} is sorted",
+            file.path
+        );
         assert_eq!(keys.len() as u64, file.rows);
     }
 
@@ -325,5 +356,8 @@ async fn a_record_that_is_not_an_event_is_archived_raw_and_counted() {
     write_all(&lake, config()).await;
     let raw = rows(&lake, RAW_EVENTS).await;
     assert!(strings(&raw, "payload").contains(&"not json at all".to_string()));
-    assert_eq!(strings(&rows(&lake, EVENTS).await, "event_id"), vec!["evt-000001"]);
+    assert_eq!(
+        strings(&rows(&lake, EVENTS).await, "event_id"),
+        vec!["evt-000001"]
+    );
 }

@@ -22,6 +22,7 @@ use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider, Source};
 use serde::{Deserialize, Serialize};
 use tributary_collector::CollectorConfig;
+use tributary_lake::{LakeConfig, LakeError};
 use tributary_stream::{StreamConfig, StreamError};
 
 /// Prefix of the environment variables that override configuration fields.
@@ -51,6 +52,8 @@ pub struct Config {
     pub collector: CollectorConfig,
     /// The embedded stream (`tributary_stream::StreamConfig`).
     pub stream: StreamConfig,
+    /// The lake writer, compaction and retention (`tributary_lake::LakeConfig`).
+    pub lake: LakeConfig,
 }
 
 impl Default for Config {
@@ -60,6 +63,7 @@ impl Default for Config {
             log: LogConfig::default(),
             collector: CollectorConfig::default(),
             stream: StreamConfig::default(),
+            lake: LakeConfig::default(),
         }
     }
 }
@@ -68,6 +72,16 @@ impl Config {
     /// The directory of the embedded stream.
     pub fn stream_dir(&self) -> PathBuf {
         self.data_dir.join("stream")
+    }
+
+    /// The catalog database (tables, live files, the lake's checkpoint).
+    pub fn catalog_path(&self) -> PathBuf {
+        self.data_dir.join("catalog.db")
+    }
+
+    /// The root of the lake (raw archive and curated Parquet).
+    pub fn lake_dir(&self) -> PathBuf {
+        self.data_dir.join("lake")
     }
 
     /// The producer key file (`tributary keys create` writes it, `serve` reloads it).
@@ -194,12 +208,16 @@ pub fn load(sources: &ConfigSources) -> Result<Loaded, ConfigError> {
 
 /// Range checks that serde cannot express, named by field and layer.
 fn validate(config: &Config, figment: &Figment, origins: &Origins) -> Result<(), ConfigError> {
-    if let Err(error) = config.stream.validate() {
-        let message = match error {
-            StreamError::Config(message) => message,
-            other => other.to_string(),
-        };
-        // The stream names the field first ("stream.shards is 0, …"); look up who set it.
+    let stream = config.stream.validate().err().map(|error| match error {
+        StreamError::Config(message) => message,
+        other => other.to_string(),
+    });
+    let lake = config.lake.validate().err().map(|error| match error {
+        LakeError::Config(message) => message,
+        other => other.to_string(),
+    });
+    if let Some(message) = stream.or(lake) {
+        // Sections name the field first ("stream.shards is 0, …"); look up who set it.
         let key = message
             .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
             .next()
@@ -430,6 +448,8 @@ mod tests {
     fn leaf_keys() -> Vec<Vec<String>> {
         let mut config = Config::default();
         config.stream.retention.max_bytes_per_shard = Some(1);
+        config.lake.retention.events_days = Some(1);
+        config.lake.retention.raw_days = Some(1);
         let value = toml::Value::try_from(&config).unwrap();
         let mut keys = Vec::new();
         fn walk(prefix: &[String], value: &toml::Value, out: &mut Vec<Vec<String>>) {

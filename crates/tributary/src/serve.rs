@@ -21,12 +21,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Args;
+use object_store::ObjectStore;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 use tracing::{info, warn};
+use tributary_catalog::{Catalog, EmbeddedCatalog};
 use tributary_collector::Collector;
 use tributary_collector::keys::KeyStore;
+use tributary_lake::{LakeTables, LakeWriter, commit, lifecycle, local_store};
 use tributary_model::now_micros;
 use tributary_stream::{EmbeddedLog, ReadLimits, Record, SeqNo, ShardId, StartPosition, Stream};
 
@@ -102,8 +105,9 @@ async fn serve(config: &Config, args: &ServeArgs) -> Result<()> {
         );
     }
     let stream: Arc<dyn Stream> = Arc::new(log.clone());
+    let lake = open_lake(config).await?;
     let collector = Arc::new(Collector::new(
-        stream,
+        Arc::clone(&stream),
         Arc::new(keys),
         config.collector.clone(),
     ));
@@ -147,6 +151,29 @@ async fn serve(config: &Config, args: &ServeArgs) -> Result<()> {
         producing_rx,
     ));
     tasks.spawn(report(log.clone(), counters.clone(), stop_rx.clone()));
+    if config.lake.enabled {
+        let writer = LakeWriter::new(
+            Arc::clone(&stream),
+            Arc::clone(&lake.catalog),
+            Arc::clone(&lake.store),
+            config.lake.clone(),
+        )
+        .await
+        .context("starting the lake writer")?;
+        let tables = writer.tables().clone();
+        tasks.spawn(run_lake_writer(writer, stop_rx.clone()));
+        let maintenance = lifecycle::run_maintenance(
+            Arc::clone(&lake.catalog),
+            Arc::clone(&lake.store),
+            vec![tables.events, tables.raw],
+            config.lake.clone(),
+            stop_rx.clone(),
+        );
+        tasks.spawn(async move {
+            maintenance.await;
+            Ok(())
+        });
+    }
     let mut http_stop = stop_rx;
     tasks.spawn(async move {
         let shutdown = async move {
@@ -196,6 +223,60 @@ async fn serve(config: &Config, args: &ServeArgs) -> Result<()> {
     match failure {
         Some(error) => Err(error),
         None => Ok(()),
+    }
+}
+
+/// The catalog and the lake's object store, opened and recovered.
+pub struct OpenLake {
+    /// The catalog.
+    pub catalog: Arc<dyn Catalog>,
+    /// The lake's root.
+    pub store: Arc<dyn ObjectStore>,
+}
+
+/// Opens the catalog and the lake, deletes what interrupted commits left behind, and makes sure
+/// the lake's tables exist (so they can be queried before the first event arrives).
+pub async fn open_lake(config: &Config) -> Result<OpenLake> {
+    let path = config.catalog_path();
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let catalog: Arc<dyn Catalog> = Arc::new(
+        EmbeddedCatalog::open(&path)
+            .with_context(|| format!("opening the catalog {}", path.display()))?,
+    );
+    let store = local_store(&config.lake_dir()).context("opening the lake")?;
+    let recovery = commit::recover(catalog.as_ref(), &store)
+        .await
+        .context("recovering interrupted lake commits")?;
+    if !recovery.abandoned.is_empty() {
+        info!(
+            files = recovery.abandoned.len(),
+            "lake recovery: deleted the files of commits a crash interrupted"
+        );
+    }
+    LakeTables::ensure(catalog.as_ref(), &config.lake)
+        .await
+        .context("registering the lake's tables")?;
+    Ok(OpenLake { catalog, store })
+}
+
+/// Runs the lake writer until shutdown. After an error it starts again from its checkpoint
+/// (what it had buffered is read again from the stream), so a full disk or a failing object
+/// store delays the lake without losing anything.
+async fn run_lake_writer(writer: LakeWriter, mut stop: watch::Receiver<bool>) -> Result<()> {
+    loop {
+        match writer.run(stop.clone()).await {
+            Ok(()) => return Ok(()),
+            Err(error) => {
+                metrics::counter!(tributary_lake::telemetry::ERRORS, "task" => "writer")
+                    .increment(1);
+                tracing::error!(%error, "lake writer failed; restarting from its checkpoint in 1 s");
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop.wait_for(|stopping| *stopping) => return Ok(()),
+                }
+            }
+        }
     }
 }
 

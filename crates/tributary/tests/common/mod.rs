@@ -131,6 +131,12 @@ impl Setup {
         self
     }
 
+    /// Removes an environment variable set with [`Setup::env`].
+    pub fn without_env(mut self, name: &str) -> Setup {
+        self.env.retain(|(key, _)| key != name);
+        self
+    }
+
     /// Adds a command-line argument of the server (`--config FILE`, …).
     pub fn arg(mut self, arg: impl Into<String>) -> Setup {
         self.args.push(arg.into());
@@ -404,6 +410,34 @@ impl Server {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        self.setup.take().unwrap()
+    }
+}
+
+impl Server {
+    /// Waits for the process to exit on its own (a crash point aborted it) and returns its
+    /// setup, to start a server again on the same data directory.
+    pub fn wait_for_exit(mut self, deadline: Duration) -> Setup {
+        let mut child = self.child.take().unwrap();
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(!status.success(), "expected a crash, got {status}");
+                break;
+            }
+            if started.elapsed() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "the server did not exit within {deadline:?}; stderr:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
         if let Some(reader) = self.reader.take() {
             let _ = reader.join();
