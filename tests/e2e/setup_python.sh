@@ -78,7 +78,7 @@ rm -f "$stamp"
 "$venv/bin/python" -m pip install --disable-pip-version-check --no-input --quiet \
   --requirement "$requirements"
 # Only a complete install is stamped: an interrupted one is redone next time.
-"$venv/bin/python" -c 'import segment.analytics, boto3, schemathesis'
+"$venv/bin/python" -c 'import segment.analytics, boto3, schemathesis, duckdb'
 wanted >"$stamp"
 say "installed $(grep -c '==' "$requirements") pinned packages in $((SECONDS - started)) s: $venv"
 echo "$venv"
