@@ -23,6 +23,7 @@ use figment::{Figment, Metadata, Profile, Provider, Source};
 use serde::{Deserialize, Serialize};
 use tributary_collector::CollectorConfig;
 use tributary_lake::{LakeConfig, LakeError};
+use tributary_query::QueryConfig;
 use tributary_stream::{StreamConfig, StreamError};
 
 /// Prefix of the environment variables that override configuration fields.
@@ -54,6 +55,8 @@ pub struct Config {
     pub stream: StreamConfig,
     /// The lake writer, compaction and retention (`tributary_lake::LakeConfig`).
     pub lake: LakeConfig,
+    /// The SQL engine (`tributary_query::QueryConfig`).
+    pub query: QueryConfig,
 }
 
 impl Default for Config {
@@ -64,6 +67,7 @@ impl Default for Config {
             collector: CollectorConfig::default(),
             stream: StreamConfig::default(),
             lake: LakeConfig::default(),
+            query: QueryConfig::default(),
         }
     }
 }

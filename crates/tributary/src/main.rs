@@ -22,6 +22,7 @@ mod keys;
 mod loadgen;
 mod logging;
 mod output;
+mod query;
 mod runtime;
 mod sample_traffic;
 mod serve;
@@ -110,6 +111,17 @@ Examples:
 Bodies are encoded before the clock starts and reused, so event ids repeat (downstream dedup
 folds them); --unique encodes every request afresh. Exit 1 when no event was acknowledged.")]
     Loadgen(loadgen::LoadgenArgs),
+    /// SQL over the lake (tables `events` and `raw_events`), read straight from the catalog and
+    /// the Parquet files; works beside a running `serve`.
+    #[command(after_help = "\
+Examples:
+  tributary query \"SELECT event_family, count(*) FROM events GROUP BY 1\"
+  tributary query --tenant acme \"SELECT context.page.path, count(*) FROM events GROUP BY 1\"
+  tributary query --format csv \"SELECT * FROM events WHERE dt = '2026-11-23'\" > day.csv
+  tributary query --format parquet -o orders.parquet \"SELECT * FROM events WHERE order_id IS NOT NULL\"
+  tributary query --explain \"SELECT count(*) FROM events WHERE ts > now() - INTERVAL '1 hour'\"
+Over HTTP: POST /v1/query with a read or admin key (docs/api.md). Exit 1 when the query fails.")]
+    Query(query::QueryArgs),
     /// Benchmarks. Each prints a table for people, then one JSON line with every figure.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -148,6 +160,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Keys(command) => keys::run(&loaded.config, command),
         Command::Loadgen(args) => loadgen::run(args),
         Command::Bench(command) => bench::run(&loaded.config, command),
+        Command::Query(args) => query::run(&loaded.config, args),
         Command::Config(ConfigCommand::Show(args)) => show_config(&loaded, args.json),
     }
 }

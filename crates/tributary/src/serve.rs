@@ -31,6 +31,7 @@ use tributary_collector::Collector;
 use tributary_collector::keys::KeyStore;
 use tributary_lake::{LakeTables, LakeWriter, commit, lifecycle, local_store};
 use tributary_model::now_micros;
+use tributary_query::QueryEngine;
 use tributary_stream::{EmbeddedLog, ReadLimits, Record, SeqNo, ShardId, StartPosition, Stream};
 
 use crate::config::Config;
@@ -106,11 +107,19 @@ async fn serve(config: &Config, args: &ServeArgs) -> Result<()> {
     }
     let stream: Arc<dyn Stream> = Arc::new(log.clone());
     let lake = open_lake(config).await?;
+    let keys = Arc::new(keys);
     let collector = Arc::new(Collector::new(
         Arc::clone(&stream),
-        Arc::new(keys),
+        Arc::clone(&keys),
         config.collector.clone(),
     ));
+    let engine = QueryEngine::new(
+        Arc::clone(&lake.catalog),
+        Arc::clone(&lake.store),
+        config.query.clone(),
+    )
+    .context("starting the SQL engine")?;
+    let query_routes = tributary_query::router(Arc::new(engine), keys);
     let reloader = collector.spawn_key_reloader();
     let listen = args.listen.as_deref().unwrap_or(&config.collector.listen);
     let listener = tokio::net::TcpListener::bind(listen)
@@ -179,7 +188,7 @@ async fn serve(config: &Config, args: &ServeArgs) -> Result<()> {
         let shutdown = async move {
             let _ = http_stop.wait_for(|stopping| *stopping).await;
         };
-        tributary_collector::serve(collector, listener, shutdown)
+        tributary_collector::serve_with(collector, query_routes, listener, shutdown)
             .await
             .context("serving HTTP")
     });

@@ -198,3 +198,45 @@ fn a_crash_at_any_step_of_a_compaction_loses_and_duplicates_nothing() {
         drop(setup);
     }
 }
+
+/// An acknowledged event is visible to `SELECT … FROM events` within 10 s on default settings
+/// (a 5 s flush interval), through the HTTP SQL API, and to `tributary query`.
+#[test]
+fn an_acknowledged_event_is_queryable_within_ten_seconds() {
+    let setup = Setup::new();
+    let key = setup.key(&[]);
+    let admin = common::create_key_with(setup.root(), &setup.data(), common::TENANT, "admin", &[]);
+    let server = setup.start();
+    let body = json!([{
+        "event_id": "fresh-1",
+        "anonymous_id": "a-1",
+        "event_type": "track:Order Completed",
+        "properties": {"order_id": "o-1", "revenue": 12.5},
+    }]);
+    let sent = std::time::Instant::now();
+    server.post_json("/v1/events", &key, &body).expect(200);
+    let sql = json!({"sql": "SELECT event_id, order_id, revenue, event_family FROM events"});
+    let rows = wait_for(Duration::from_secs(10), || {
+        let reply = server.post_json("/v1/query", &admin, &sql).expect(200);
+        let rows = reply.json();
+        (rows.as_array().is_some_and(|r| !r.is_empty())).then_some(rows)
+    });
+    let elapsed = sent.elapsed();
+    let rows = rows.unwrap_or_else(|| panic!("not visible after {elapsed:?}:\n{}", server.log()));
+    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+    assert_eq!(
+        rows,
+        json!([{"event_id": "fresh-1", "order_id": "o-1", "revenue": 12.5, "event_family": "track"}])
+    );
+
+    let output = common::tributary(server.root())
+        .args(["query", "--format", "json", "--data"])
+        .arg(server.data())
+        .arg("SELECT count(*) AS n FROM raw_events")
+        .output()
+        .unwrap();
+    common::assert_exit(&output, 0);
+    let counted: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(counted, json!([{"n": 1}]));
+    server.stop();
+}

@@ -88,9 +88,21 @@ fn json_stdout(output: &Output) -> Value {
 /// `tributary keys create --tenant acme --role write <extra>` on `data`; returns stdout's line:
 /// the key, `AKID SECRET` with `--aws`, `KEY SIGNING_SECRET` with `--signed`.
 pub fn create_key(cwd: &Path, data: &Path, extra: &[&str]) -> String {
+    create_key_with(cwd, data, TENANT, "write", extra)
+}
+
+/// `tributary keys create --tenant <tenant> --role <role> <extra>` on `data`; returns stdout's
+/// line.
+pub fn create_key_with(
+    cwd: &Path,
+    data: &Path,
+    tenant: &str,
+    role: &str,
+    extra: &[&str],
+) -> String {
     let output = run_ok(
         tributary(cwd)
-            .args(["keys", "create", "--tenant", TENANT, "--role", "write"])
+            .args(["keys", "create", "--tenant", tenant, "--role", role])
             .args(extra)
             .arg("--data")
             .arg(data),

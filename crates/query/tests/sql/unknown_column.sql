@@ -1,0 +1,2 @@
+-- Planning errors name the column.
+SELECT revenu FROM events
