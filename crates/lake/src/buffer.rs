@@ -109,7 +109,7 @@ impl PromotedColumn {
             self.append_null();
             return false;
         };
-        let converted = match (&mut *self, value) {
+        match (&mut *self, value) {
             (PromotedColumn::String(b), Value::String(text)) => {
                 b.append_value(text);
                 true
@@ -152,8 +152,7 @@ impl PromotedColumn {
                 b.append_option(flag);
                 flag.is_some()
             }
-        };
-        converted
+        }
     }
 
     fn append_null(&mut self) {

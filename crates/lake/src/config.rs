@@ -228,8 +228,10 @@ mod tests {
             "{message}"
         );
 
-        let mut config = LakeConfig::default();
-        config.max_buffer_bytes = 10;
+        let config = LakeConfig {
+            max_buffer_bytes: 10,
+            ..LakeConfig::default()
+        };
         let message = config.validate().unwrap_err().to_string();
         assert!(message.contains("lake.max_buffer_bytes"), "{message}");
     }

@@ -124,5 +124,5 @@ pub async fn read_all(
     read_batches(store, path)
         .await?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|error| LakeError::Arrow(error))
+        .map_err(LakeError::Arrow)
 }

@@ -73,7 +73,7 @@ fn event(i: usize, ts: i64) -> Event {
         event_id: format!("evt-{i:06}"),
         tenant_id: tenant.into(),
         anonymous_id: format!("anon-{}", i % 17),
-        user_id: (i % 5 == 0).then(|| format!("user-{}", i % 7)),
+        user_id: i.is_multiple_of(5).then(|| format!("user-{}", i % 7)),
         session_id: format!("s-{}", i % 23),
         event_type,
         event_family: String::new(),

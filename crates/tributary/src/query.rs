@@ -144,9 +144,10 @@ async fn execute(engine: &QueryEngine, args: &QueryArgs, scope: Scope) -> Result
         OutputFormat::Parquet => parquet_bytes(&schema, &batches)?,
     };
     match &args.output {
-        Some(path) => {
-            std::fs::write(path, &bytes).with_context(|| format!("writing {}", path.display()))?
-        }
+        // A result file for the user, not durable data: no sync needed.
+        Some(path) => std::fs::File::create(path)
+            .and_then(|mut file| file.write_all(&bytes))
+            .with_context(|| format!("writing {}", path.display()))?,
         None => std::io::stdout()
             .write_all(&bytes)
             .context("writing the result")?,

@@ -5,14 +5,18 @@
 //! ```text
 //!  producers ──HTTP──▶ collector (axum) ──append (ack after durable)──▶ EmbeddedLog
 //!                      keys: <data_dir>/keys.json, reloaded     <data_dir>/stream
-//!  sample traffic ──append──────────────────────────────────────────────▲   │
-//!  (--sample-traffic)                                                       ▼ read
-//!                                                          tail ("serve-demo") commits
+//!  sample traffic ──append──────────────────────────────────────────────▲   │ read
+//!  (--sample-traffic)                                                       ├──▶ lake writer ("lake"):
+//!                                                                           │    <data_dir>/lake + catalog.db
+//!                                                                           └──▶ tail ("serve-demo")
+//!  SQL clients ──POST /v1/query──▶ query engine (DataFusion) ──▶ catalog snapshot + Parquet
 //!                         reporter: every 5 s, appended / consumed / lag / shards
+//!                         maintenance: every minute, retention / compaction / deletions
 //! ```
 //!
 //! Ctrl-C or SIGTERM stops accepting requests (in-flight ones finish), stops the generator,
-//! commits the tail's position, and closes the stream (syncing it), then exits 0.
+//! flushes the lake writer's buffers, commits the tail's position, and closes the stream
+//! (syncing it), then exits 0.
 
 use std::process::ExitCode;
 use std::sync::Arc;
