@@ -277,12 +277,24 @@ fn check_allowed(plan: &LogicalPlan, scope: &Scope) -> Result<(), QueryError> {
             ))
         })?;
     if scope.tenant().is_some() {
-        let analyze = plan
-            .exists(|node| Ok(matches!(node, LogicalPlan::Analyze(_))))
+        // Plain EXPLAIN shows the plan only; the other forms show what the scans found in
+        // (or know about) files that also hold other tenants' rows.
+        let revealing = plan
+            .exists(|node| {
+                Ok(match node {
+                    LogicalPlan::Analyze(_) => true,
+                    LogicalPlan::Explain(explain) => {
+                        explain.verbose || explain.show_statistics == Some(true)
+                    }
+                    _ => false,
+                })
+            })
             .unwrap_or(true);
-        if analyze {
+        if revealing {
             return Err(QueryError::NotAllowed(
-                "EXPLAIN ANALYZE is only available to admin keys".into(),
+                "EXPLAIN ANALYZE, EXPLAIN VERBOSE and EXPLAIN (COSTS) are only available to \
+                 admin keys; use plain EXPLAIN"
+                    .into(),
             ));
         }
     }

@@ -71,7 +71,15 @@ impl QueryError {
 
 impl From<DataFusionError> for QueryError {
     fn from(error: DataFusionError) -> Self {
-        classify(&error)
+        // A scan's catalog failure reaches DataFusion as an external error; give it back its
+        // own variant (the catalog is unavailable, not the SQL wrong).
+        match error {
+            DataFusionError::External(inner) => match inner.downcast::<CatalogError>() {
+                Ok(catalog) => QueryError::Catalog(*catalog),
+                Err(other) => classify(&DataFusionError::External(other)),
+            },
+            other => classify(&other),
+        }
     }
 }
 
@@ -92,10 +100,6 @@ fn classify(error: &DataFusionError) -> QueryError {
         },
         DataFusionError::Execution(_) => QueryError::Execution(message),
         DataFusionError::ResourcesExhausted(_) => QueryError::ResourcesExhausted(message),
-        DataFusionError::External(inner) => match inner.downcast_ref::<CatalogError>() {
-            Some(catalog) => QueryError::Internal(format!("catalog: {catalog}")),
-            None => QueryError::Internal(message),
-        },
         _ => QueryError::Internal(message),
     }
 }
@@ -121,5 +125,7 @@ mod tests {
         let error = QueryError::from(io);
         assert!(matches!(error, QueryError::Internal(_)));
         assert!(!error.is_client_error());
+        let catalog = DataFusionError::External(Box::new(CatalogError::UnknownTable("t".into())));
+        assert!(matches!(QueryError::from(catalog), QueryError::Catalog(_)));
     }
 }

@@ -35,7 +35,7 @@
 //!
 //! Module map: [`scope`] (who sees what), [`config`] (`[query]` section), [`provider`]
 //! (`LakeTable`), `pruning`/`time_range` (file pruning), [`tenant`] (the barrier), `session`
-//! (DataFusion setup), [`engine`] (limits, timeout, entry points), [`format`] (JSON, CSV,
+//! (DataFusion setup), [`engine`] (limits, timeout, entry points), [`format`](mod@format) (JSON, CSV,
 //! Arrow), [`http`] (the endpoint), [`error`], [`stats`], [`telemetry`].
 //!
 //! ## SQL over the event model

@@ -210,7 +210,8 @@ impl LakeTable {
         let files: Vec<DataFile> = candidates
             .into_iter()
             .zip(keep)
-            .filter_map(|(file, keep)| keep.then(|| file.clone()))
+            .filter(|(_, keep)| *keep)
+            .map(|(file, _)| file.clone())
             .collect();
         let bytes = files.iter().map(|file| file.bytes).sum();
         self.counter
@@ -292,7 +293,12 @@ impl LakeTable {
                     tz.clone(),
                 )));
         }
-        if *name == self.columns.tenant && field.data_type() == &DataType::Utf8 {
+        // Under a tenant scope the tenant bounds would name other tenants (in EXPLAIN output),
+        // and the barrier above makes them useless to the planner anyway.
+        if *name == self.columns.tenant
+            && self.scope.tenant().is_none()
+            && field.data_type() == &DataType::Utf8
+        {
             return ColumnStatistics::new_unknown()
                 .with_min_value(Precision::Inexact(ScalarValue::Utf8(Some(
                     file.min_tenant.clone(),

@@ -95,6 +95,10 @@ async fn no_select_reaches_another_tenants_rows() {
         "SHOW TABLES",
         "DESCRIBE events",
         "EXPLAIN SELECT * FROM events WHERE event_type <> 'x'",
+        "EXPLAIN FORMAT tree SELECT * FROM events JOIN raw_events USING (event_id)",
+        "EXPLAIN FORMAT indent SELECT count(*) FROM events",
+        "EXPLAIN FORMAT pgjson SELECT * FROM raw_events",
+        "EXPLAIN FORMAT graphviz SELECT * FROM events",
     ];
     for sql in queries {
         assert_only_acme(&lake, sql).await;
@@ -304,11 +308,24 @@ async fn one_statement_per_request() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn explain_analyze_is_for_admins() {
+async fn explain_forms_that_show_file_statistics_are_for_admins() {
     let lake = lake().await;
-    // Its scan metrics would count the rows of every tenant in the files read.
-    let error = refused(&lake, "EXPLAIN ANALYZE SELECT * FROM events", acme()).await;
-    assert!(matches!(error, QueryError::NotAllowed(_)), "{error:?}");
+    // Scan metrics and file statistics count (and name) every tenant in the files read.
+    for sql in [
+        "EXPLAIN ANALYZE SELECT * FROM events",
+        "EXPLAIN VERBOSE SELECT * FROM events",
+        "EXPLAIN (COSTS) SELECT * FROM events",
+        "EXPLAIN (COSTS ON, FORMAT tree) SELECT * FROM raw_events",
+        "EXPLAIN ANALYZE VERBOSE SELECT * FROM events",
+    ] {
+        let error = refused(&lake, sql, acme()).await;
+        assert!(
+            matches!(error, QueryError::NotAllowed(_)),
+            "{sql}: {error:?}"
+        );
+        let output = lake.query(sql, Scope::All).await;
+        assert!(output.rows > 0, "{sql}");
+    }
     let output = assert_only_acme(&lake, "EXPLAIN SELECT count(*) FROM raw_events").await;
     assert!(output.rows > 0);
 }

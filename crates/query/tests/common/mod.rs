@@ -345,13 +345,37 @@ pub fn write_file<'a>(
     tenants_and_times: impl Iterator<Item = (&'a str, i64)>,
     schema_version: u32,
 ) -> DataFile {
+    // Tiny row groups and pages so that pruning inside files has something to skip.
     let properties = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_statistics_enabled(EnabledStatistics::Page)
-        // Tiny row groups and pages so that pruning inside files has something to skip.
         .set_max_row_group_row_count(Some(2))
         .set_data_page_row_count_limit(1)
         .build();
+    write_file_with(
+        root,
+        path,
+        table,
+        batch,
+        partition,
+        tenants_and_times,
+        schema_version,
+        properties,
+    )
+}
+
+/// [`write_file`] with the given writer properties.
+#[allow(clippy::too_many_arguments)]
+pub fn write_file_with<'a>(
+    root: &Path,
+    path: &str,
+    table: &str,
+    batch: &RecordBatch,
+    partition: Vec<(&str, &str)>,
+    tenants_and_times: impl Iterator<Item = (&'a str, i64)>,
+    schema_version: u32,
+    properties: WriterProperties,
+) -> DataFile {
     let full = root.join(path);
     std::fs::create_dir_all(full.parent().unwrap()).unwrap();
     let file = std::fs::File::create(&full).unwrap();

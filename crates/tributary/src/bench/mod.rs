@@ -1,11 +1,13 @@
 //! `tributary bench …`: benchmarks that print a table for people, then one JSON line with every
 //! figure for `docs/performance.md` and for scripts that compare runs.
 //!
-//! One module per benchmark (`stream`, `ingest`; `query` joins as a sibling); this module
-//! holds what they share: the machine description that goes with every figure, latency
+//! One module per benchmark (`stream`, `ingest`, `lake`, `query`); this module holds what they
+//! share: the machine description that goes with every figure, latency
 //! percentiles, the progress bar and the scratch directory.
 
 mod ingest;
+mod lake;
+mod query;
 mod stream;
 
 use std::path::{Path, PathBuf};
@@ -96,6 +98,28 @@ Examples:
   tributary bench ingest --durability none       the HTTP edge's CPU cost without the disk
 Build with --release: a debug build is several times slower and says so in its output.")]
     Ingest(ingest::IngestBenchArgs),
+    /// Lake writer throughput (events/s, and per core) draining a stream into the raw archive
+    /// and curated Parquet; bytes per event on disk before and after compaction; and the share
+    /// of a month's files a one-hour query opens.
+    #[command(after_help = "\
+Examples:
+  tributary bench lake --quick                   ~20 s: 300,000 events
+  tributary bench lake                           ~2 min: 2,000,000 events
+  tributary bench lake --event-bytes 0           events with a browser's full context
+Build with --release: a debug build is several times slower and says so in its output.")]
+    Lake(lake::LakeBenchArgs),
+    /// Tributary's SQL against DuckDB over the same Parquet files: 13 web-analytics queries
+    /// on 10 million generated events (cached between runs), best of 3 warm runs each, the
+    /// ratio per query and its geometric mean, and a check that both engines answer the same.
+    #[command(after_help = "\
+Examples:
+  tributary bench query --quick                  1,000,000 events (~1 min the first time)
+  tributary bench query                          10,000,000 events (generated once, then cached)
+  tributary bench query --duckdb /path/to/venv/bin/python
+  tributary bench query --no-duckdb              Tributary's figures only
+DuckDB comes from PyPI: tests/e2e/setup_python.sh installs it into ~/.cache/tributary-venv.
+Build with --release: a debug build is several times slower and says so in its output.")]
+    Query(query::QueryBenchArgs),
 }
 
 /// Runs one benchmark.
@@ -103,6 +127,8 @@ pub fn run(config: &Config, command: &BenchCommand) -> Result<ExitCode> {
     match command {
         BenchCommand::Stream(args) => stream::run(config, args),
         BenchCommand::Ingest(args) => ingest::run(config, args),
+        BenchCommand::Lake(args) => lake::run(config, args),
+        BenchCommand::Query(args) => query::run(config, args),
     }
 }
 
