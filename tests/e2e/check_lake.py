@@ -91,14 +91,17 @@ def main():
 
     lake = os.path.join(args.data, "lake")
     db = duckdb.connect()
-    db.execute(
-        "CREATE VIEW events AS SELECT * FROM read_parquet(?, hive_partitioning = true)",
-        [os.path.join(lake, "curated", "events", "**", "*.parquet")],
-    )
-    db.execute(
-        "CREATE VIEW raw_events AS SELECT * FROM read_parquet(?, hive_partitioning = true)",
-        [os.path.join(lake, "raw", "events", "**", "*.parquet")],
-    )
+    def sql_literal(text):
+        return "'" + text.replace("'", "''") + "'"
+
+    # DuckDB cannot take a prepared parameter in CREATE VIEW, so the glob is
+    # inlined as an escaped literal.
+    for view, sub in (("events", ("curated", "events")), ("raw_events", ("raw", "events"))):
+        glob = os.path.join(lake, *sub, "**", "*.parquet")
+        db.execute(
+            f"CREATE VIEW {view} AS SELECT * FROM "
+            f"read_parquet({sql_literal(glob)}, hive_partitioning = true)"
+        )
 
     def same(label, sql, duck_sql=None):
         ours = [tuple(row.values()) for row in query(args.url, args.key, sql)]

@@ -515,7 +515,7 @@ fn thread_cpu() -> HashMap<u64, (&'static str, Duration)> {
 
 /// CPU time the whole machine has been busy since boot (all CPUs, every process), from
 /// `/proc/stat`; `None` where there is no such file.
-fn machine_busy() -> Option<Duration> {
+pub(super) fn machine_busy() -> Option<Duration> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let fields: Vec<u64> = stat
         .lines()

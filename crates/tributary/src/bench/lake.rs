@@ -147,6 +147,9 @@ struct WriteFigures {
     cores_used: f64,
     /// `events ÷ cpu_seconds` = `events_per_s ÷ cores_used`.
     events_per_s_per_core: f64,
+    /// Cores other processes of the machine kept busy meanwhile (a busy neighbour slows the
+    /// wall-clock figures, not the per-core one).
+    other_processes_cores: Option<f64>,
     /// Flush commits the writer made.
     flushes: u64,
     /// Curated rows in the catalog afterwards: must equal the events.
@@ -337,7 +340,8 @@ fn write_phase(
         Arc::new(EmbeddedCatalog::open(dir.join("catalog.db")).context("opening the catalog")?);
     let store = local_store(&dir.join("lake")).context("opening the lake")?;
     bar.set_message("lake writer");
-    let (seconds, cpu) = runtime.block_on(drain(&log, &catalog, &store, lake_config))?;
+    let (seconds, cpu, other_cores) =
+        runtime.block_on(drain(&log, &catalog, &store, lake_config))?;
 
     let flushes = runtime
         .block_on(catalog.commits(1_000_000))?
@@ -381,6 +385,7 @@ fn write_phase(
         cpu_seconds: round(cpu_seconds, 3),
         cores_used: round(per_second(cpu_seconds, seconds), 2),
         events_per_s_per_core: per_second(events as f64, cpu_seconds).round(),
+        other_processes_cores: other_cores,
         flushes,
         curated_rows,
         raw_rows,
@@ -429,13 +434,14 @@ fn fill_stream(
 }
 
 /// Runs the real writer until the catalog checkpoint covers every shard's end, then stops it.
-/// Returns the wall seconds until then and the CPU time the process used meanwhile.
+/// Returns the wall seconds until then, the CPU time the process used meanwhile, and the cores
+/// other processes kept busy.
 async fn drain(
     log: &Arc<EmbeddedLog>,
     catalog: &Arc<EmbeddedCatalog>,
     store: &Arc<dyn ObjectStore>,
     config: &LakeConfig,
-) -> Result<(f64, Option<Duration>)> {
+) -> Result<(f64, Option<Duration>, Option<f64>)> {
     let ends: Vec<u64> = log
         .shard_stats()
         .await
@@ -443,6 +449,7 @@ async fn drain(
         .iter()
         .map(|shard| shard.next_seq)
         .collect();
+    let neighbours = Neighbours::watch();
     let cpu_before = process_cpu();
     let started = Instant::now();
     let writer = LakeWriter::new(
@@ -477,13 +484,14 @@ async fn drain(
     let cpu = process_cpu()
         .zip(cpu_before)
         .map(|(after, before)| after.saturating_sub(before));
+    let other_cores = neighbours.cores();
     let _ = stop.send(true);
     match task.await {
         Ok(Ok(())) => {}
         Ok(Err(error)) => return Err(anyhow::Error::new(error).context("stopping the writer")),
         Err(join) => return Err(anyhow!("the lake writer panicked: {join}")),
     }
-    Ok((seconds, cpu))
+    Ok((seconds, cpu, other_cores))
 }
 
 /// Live files and bytes of `events` and `raw_events`, per event.
@@ -642,24 +650,77 @@ pub(super) fn sql_timestamp(micros: i64) -> String {
 pub(super) fn process_cpu() -> Option<Duration> {
     #[cfg(unix)]
     {
-        let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-        // SAFETY: getrusage fills the `rusage` it is pointed to and touches nothing else.
-        let status = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) };
-        if status != 0 {
-            return None;
-        }
-        // SAFETY: all-zero is a valid `rusage` (plain integers), and getrusage succeeded.
-        let usage = unsafe { usage.assume_init() };
-        let time = |t: libc::timeval| {
-            Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
-                + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
-        };
-        Some(time(usage.ru_utime) + time(usage.ru_stime))
+        rusage(libc::RUSAGE_SELF)
     }
     #[cfg(not(unix))]
     {
         None
     }
+}
+
+/// CPU time (user + system) of this process's children that have ended and been waited for
+/// (getrusage(2) `RUSAGE_CHILDREN`): the DuckDB process of `bench query`.
+pub(super) fn children_cpu() -> Option<Duration> {
+    #[cfg(unix)]
+    {
+        rusage(libc::RUSAGE_CHILDREN)
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+#[cfg(unix)]
+fn rusage(who: libc::c_int) -> Option<Duration> {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the `rusage` it is pointed to and touches nothing else.
+    let status = unsafe { libc::getrusage(who, usage.as_mut_ptr()) };
+    if status != 0 {
+        return None;
+    }
+    // SAFETY: all-zero is a valid `rusage` (plain integers), and getrusage succeeded.
+    let usage = unsafe { usage.assume_init() };
+    let time = |t: libc::timeval| {
+        Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
+            + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
+    };
+    Some(time(usage.ru_utime) + time(usage.ru_stime))
+}
+
+/// Cores the rest of the machine kept busy during a phase: every CPU's busy time
+/// ([`super::ingest::machine_busy`]) minus this process's (and its children's) own, over the
+/// phase's wall time. A busy neighbour (a build, another benchmark) takes cores the phase did
+/// not get, and the figures must say so.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Neighbours {
+    machine: Option<Duration>,
+    own: Option<Duration>,
+    started: Instant,
+}
+
+impl Neighbours {
+    /// Starts watching.
+    pub(super) fn watch() -> Neighbours {
+        Neighbours {
+            machine: super::ingest::machine_busy(),
+            own: own_cpu(),
+            started: Instant::now(),
+        }
+    }
+
+    /// Cores used by other processes since [`Self::watch`]; `None` where the OS does not tell.
+    pub(super) fn cores(&self) -> Option<f64> {
+        let machine = super::ingest::machine_busy()?.checked_sub(self.machine?)?;
+        let own = own_cpu()?.saturating_sub(self.own?);
+        let seconds = self.started.elapsed().as_secs_f64();
+        (seconds > 0.0).then(|| round(machine.saturating_sub(own).as_secs_f64() / seconds, 2))
+    }
+}
+
+/// This process's CPU time and its waited-for children's.
+fn own_cpu() -> Option<Duration> {
+    Some(process_cpu()? + children_cpu()?)
 }
 
 /// What a [`DirectWriter`] committed.
@@ -905,6 +966,7 @@ fn render(
         "cpu s",
         "cores used",
         "events/s per core",
+        "cpu others",
         "flushes",
         "curated rows",
         "raw rows",
@@ -916,6 +978,9 @@ fn render(
         format!("{:.2}", write.cpu_seconds),
         format!("{:.2}", write.cores_used),
         count(write.events_per_s_per_core as u64),
+        write
+            .other_processes_cores
+            .map_or("-".into(), |cores| format!("{cores:.2}")),
         write.flushes.to_string(),
         count(write.curated_rows),
         count(write.raw_rows),
@@ -924,7 +989,8 @@ fn render(
     text.push_str(&format!(
         "  timed from LakeWriter::new until the catalog checkpoint covered every shard's end \
          (filling the stream took {:.1} s, not counted)\n  per core = events ÷ CPU seconds of \
-         the whole process in that time (getrusage user + system) = events/s ÷ cores used\n\n",
+         the whole process in that time (getrusage user + system) = events/s ÷ cores used\n  \
+         cpu others: cores every other process of the machine used meanwhile\n\n",
         write.fill_seconds
     ));
 

@@ -40,10 +40,12 @@ use tributary_catalog::{Catalog, EmbeddedCatalog};
 use tributary_lake::{LakeConfig, local_store};
 use tributary_query::{QueryConfig, QueryEngine, Scope};
 
-use super::lake::{DAY, DirectWriter, HOUR, MONTH_START, spread, sql_timestamp, warn_debug_build};
+use super::lake::{
+    DAY, DirectWriter, HOUR, MONTH_START, Neighbours, spread, sql_timestamp, warn_debug_build,
+};
 use super::{Machine, Scratch, progress_bar, round};
 use crate::config::Config;
-use crate::exit::{FAILURE, OK};
+use crate::exit::{FAILURE, OK, UsageError};
 use crate::output::{self, Table};
 use crate::runtime;
 use crate::sample_traffic::SampleTraffic;
@@ -98,6 +100,10 @@ pub struct QueryBenchArgs {
     /// Generate the lake again even if a cached one exists.
     #[arg(long)]
     pub regenerate: bool,
+    /// After the timed runs, print Tributary's warm `EXPLAIN ANALYZE` of this query (its name
+    /// or number, e.g. q04 or 4; repeatable) on stderr: where a slow query spends its time.
+    #[arg(long, value_name = "QUERY")]
+    pub explain: Vec<String>,
 }
 
 /// What the cache holds; written last, so its presence means the lake is complete.
@@ -148,6 +154,15 @@ struct Params {
     /// Whether the lake came from the cache.
     reused: bool,
     generate_seconds: f64,
+    /// Cores other processes of the machine kept busy while each engine ran its suite.
+    other_processes_cores: OtherCores,
+}
+
+/// Cores the rest of the machine used while each engine ran (see [`Neighbours`]).
+#[derive(Debug, Serialize)]
+struct OtherCores {
+    tributary: Option<f64>,
+    duckdb: Option<f64>,
 }
 
 /// Which DuckDB ran, or why none did.
@@ -272,6 +287,7 @@ pub fn run(config: &Config, args: &QueryBenchArgs) -> Result<ExitCode> {
     .context("starting the query engine")?;
 
     let bar = progress_bar(suite.len() as u64);
+    let neighbours = Neighbours::watch();
     let mut ours = Vec::with_capacity(suite.len());
     for query in &suite {
         bar.set_message(format!("Tributary: {}", query.name));
@@ -279,8 +295,23 @@ pub fn run(config: &Config, args: &QueryBenchArgs) -> Result<ExitCode> {
         bar.inc(1);
     }
     bar.finish_and_clear();
+    let tributary_others = neighbours.cores();
+    for wanted in &args.explain {
+        let query = suite.iter().find(|q| is_named(q, wanted)).ok_or_else(|| {
+            UsageError(format!(
+                "--explain {wanted}: no such query; the suite has {}",
+                suite
+                    .iter()
+                    .map(|q| q.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+        eprintln!("{}", explain_analyze(&runtime, &engine, query));
+    }
     drop(engine);
     drop(runtime);
+    let neighbours = Neighbours::watch();
 
     let (duckdb, theirs) = if args.no_duckdb {
         (
@@ -301,6 +332,7 @@ pub fn run(config: &Config, args: &QueryBenchArgs) -> Result<ExitCode> {
             args.runs,
         )
     };
+    let duckdb_others = duckdb.version.as_ref().and_then(|_| neighbours.cores());
 
     let mut figures = Vec::with_capacity(suite.len());
     for (index, query) in suite.iter().enumerate() {
@@ -339,6 +371,10 @@ pub fn run(config: &Config, args: &QueryBenchArgs) -> Result<ExitCode> {
         lake: cache.clone(),
         reused,
         generate_seconds: manifest.generate_seconds,
+        other_processes_cores: OtherCores {
+            tributary: tributary_others,
+            duckdb: duckdb_others,
+        },
     };
     let goal = Goal {
         geomean_ratio: GOAL_RATIO,
@@ -536,6 +572,42 @@ fn fill_placeholders(mut query: SuiteQuery, manifest: &Manifest) -> SuiteQuery {
     query.sql = fill_times(&query.sql, manifest);
     query.duckdb_sql = query.duckdb_sql.as_deref().map(fill);
     query
+}
+
+/// Whether `wanted` (`q04_top_referrers`, `q04`, `4`) names `query`.
+fn is_named(query: &SuiteQuery, wanted: &str) -> bool {
+    let number = query
+        .name
+        .trim_start_matches('q')
+        .split('_')
+        .next()
+        .and_then(|n| n.parse::<u32>().ok());
+    query.name == wanted
+        || query.name.split('_').next() == Some(wanted)
+        || (number.is_some() && wanted.trim_start_matches('q').parse::<u32>().ok() == number)
+}
+
+/// Tributary's `EXPLAIN ANALYZE` of `query`, as text (its metrics say where the time went).
+fn explain_analyze(runtime: &Runtime, engine: &QueryEngine, query: &SuiteQuery) -> String {
+    let sql = format!("EXPLAIN ANALYZE {}", query.sql);
+    let mut text = format!("EXPLAIN ANALYZE of {} (warm):\n", query.name);
+    match runtime.block_on(engine.execute(&sql, Scope::All)) {
+        Ok(output) => {
+            for batch in &output.batches {
+                let plans = batch
+                    .column_by_name("plan")
+                    .and_then(|plan| cast(plan, &DataType::Utf8).ok());
+                if let Some(plans) = plans {
+                    for plan in plans.as_string::<i32>().iter().flatten() {
+                        text.push_str(plan);
+                        text.push('\n');
+                    }
+                }
+            }
+        }
+        Err(error) => text.push_str(&format!("failed: {error}\n")),
+    }
+    text
 }
 
 /// One warm-up and `runs` timed runs of `query` on Tributary.
@@ -955,6 +1027,22 @@ fn render(
             }
         ));
     }
+    let others = &params.other_processes_cores;
+    let cores = |value: Option<f64>| value.map_or("-".into(), |c| format!("{c:.2}"));
+    text.push_str(&format!(
+        "  other processes kept {} cores busy while Tributary ran, {} while DuckDB ran{}\n",
+        cores(others.tributary),
+        cores(others.duckdb),
+        if [others.tributary, others.duckdb]
+            .iter()
+            .flatten()
+            .any(|c| *c > 0.25)
+        {
+            ": the machine was shared, the times are disturbed"
+        } else {
+            ""
+        }
+    ));
     match geomean_ratio {
         Some(ratio) => text.push_str(&format!(
             "\ngeometric mean of Tributary ÷ DuckDB: {ratio:.3} (goal ≤ {}: {})\n\n",
@@ -1021,6 +1109,22 @@ mod tests {
         assert_eq!(suite[0].duckdb(), "SELECT 2");
         assert_eq!(suite[1].duckdb(), "SELECT 3");
         assert!(parse_suite("-- q01_a [duckdb]: x\nSELECT 1").is_err());
+    }
+
+    #[test]
+    fn queries_are_named_by_name_prefix_or_number() {
+        let query = SuiteQuery {
+            name: "q04_top_referrers".into(),
+            description: String::new(),
+            sql: String::new(),
+            duckdb_sql: None,
+        };
+        for wanted in ["q04_top_referrers", "q04", "4", "q4"] {
+            assert!(is_named(&query, wanted), "{wanted}");
+        }
+        for wanted in ["q05", "top", "40"] {
+            assert!(!is_named(&query, wanted), "{wanted}");
+        }
     }
 
     #[test]
