@@ -94,6 +94,9 @@ pub struct CompactionConfig {
     /// Default 5 min.
     #[serde(with = "humantime_serde")]
     pub delete_grace: Duration,
+    /// zstd level of the files compaction writes. Higher than the writer's: compaction runs in
+    /// the background on data that is read many times, so denser files pay back. Default 9.
+    pub zstd_level: i32,
 }
 
 impl Default for CompactionConfig {
@@ -104,6 +107,7 @@ impl Default for CompactionConfig {
             target_file_bytes: 128 << 20,
             min_small_files: 4,
             delete_grace: Duration::from_secs(300),
+            zstd_level: 9,
         }
     }
 }
@@ -136,6 +140,12 @@ impl LakeConfig {
             return bad(format!(
                 "lake.max_buffer_bytes ({}) must be at least lake.flush_bytes ({})",
                 self.max_buffer_bytes, self.flush_bytes
+            ));
+        }
+        if !(1..=22).contains(&self.compaction.zstd_level) {
+            return bad(format!(
+                "lake.compaction.zstd_level is {}, must be 1..=22",
+                self.compaction.zstd_level
             ));
         }
         if !(1..=22).contains(&self.zstd_level) {

@@ -97,6 +97,7 @@ impl LakeTable {
         };
         let file_schema = tributary_lake::schema::schema_from_json(&def.schema)
             .map_err(|error| schema_error(error.to_string()))?;
+        let file_schema = with_string_views(&file_schema);
         for column in &def.partition_columns {
             if file_schema.field_with_name(column).is_ok() {
                 return Err(schema_error(format!(
@@ -507,5 +508,38 @@ impl TableProvider for LakeTable {
             Some(tenant) => self.isolate(plan, tenant, projection.map(Vec::as_slice)),
             None => Ok(plan),
         }
+    }
+}
+
+/// `schema` with every string (top level, in structs and lists) read as `Utf8View`. Maps keep
+/// `Utf8`: DataFusion's map lookup (`properties['item_id']`) compares keys with a `Utf8` literal
+/// and has no coercion to views.
+///
+/// The Parquet reader then points into its decoded pages instead of copying every value into
+/// one contiguous buffer, and strings of up to 12 bytes live inline in the view: decoding,
+/// filtering and grouping on strings (paths, referrers, event types, ids) all get cheaper.
+/// The files keep plain `BYTE_ARRAY` columns; this is only how Tributary reads them.
+fn with_string_views(schema: &Schema) -> Schema {
+    let fields: Vec<FieldRef> = schema.fields().iter().map(field_with_views).collect();
+    Schema::new_with_metadata(fields, schema.metadata().clone())
+}
+
+fn field_with_views(field: &FieldRef) -> FieldRef {
+    Arc::new(
+        field
+            .as_ref()
+            .clone()
+            .with_data_type(type_with_views(field.data_type())),
+    )
+}
+
+fn type_with_views(data_type: &DataType) -> DataType {
+    match data_type {
+        DataType::Utf8 | DataType::LargeUtf8 => DataType::Utf8View,
+        DataType::Struct(fields) => {
+            DataType::Struct(fields.iter().map(field_with_views).collect())
+        }
+        DataType::List(item) => DataType::List(field_with_views(item)),
+        other => other.clone(),
     }
 }
