@@ -17,8 +17,8 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use crate::Catalog;
 use crate::error::CatalogError;
 use crate::types::{
-    Commit, CommitKind, CommitRecord, ConsumerCheckpoint, DataFile, Partition, PartitionInfo,
-    SchemaVersion, Snapshot, StagedFile, TableDef, TableInfo, partition_path,
+    Commit, CommitKind, CommitRecord, ConsumerCheckpoint, DataFile, EventSchema, Partition,
+    PartitionInfo, SchemaVersion, Snapshot, StagedFile, TableDef, TableInfo, partition_path,
 };
 
 /// File states in the `files` table.
@@ -79,6 +79,14 @@ CREATE TABLE IF NOT EXISTS commits (
     added INTEGER NOT NULL,
     removed INTEGER NOT NULL,
     rows_added INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS event_schemas (
+    event_type TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    schema TEXT NOT NULL,
+    forced INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (event_type, version)
 );
 "#;
 
@@ -457,6 +465,79 @@ fn parse_kind(text: &str) -> Result<CommitKind, CatalogError> {
 
 #[async_trait]
 impl Catalog for EmbeddedCatalog {
+    async fn event_schemas(&self) -> Result<Vec<EventSchema>, CatalogError> {
+        let err = self.store_error();
+        self.run(move |connection| {
+            let rows: Vec<(String, i64, String, bool, i64)> = connection
+                .prepare(
+                    "SELECT event_type, version, schema, forced, created_at FROM event_schemas \
+                     ORDER BY event_type, version",
+                )
+                .and_then(|mut statement| {
+                    statement
+                        .query_map([], |row| {
+                            Ok((
+                                row.get(0)?,
+                                row.get(1)?,
+                                row.get(2)?,
+                                row.get(3)?,
+                                row.get(4)?,
+                            ))
+                        })?
+                        .collect::<rusqlite::Result<_>>()
+                })
+                .map_err(&err)?;
+            rows.into_iter()
+                .map(|(event_type, version, schema, forced, created_at)| {
+                    Ok(EventSchema {
+                        schema: serde_json::from_str(&schema).map_err(|e| {
+                            corrupt(format!("event_schemas.{event_type}.{version}"), e)
+                        })?,
+                        event_type,
+                        version: u32::try_from(version).unwrap_or(0),
+                        forced,
+                        created_at,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn add_event_schema(&self, schema: EventSchema) -> Result<(), CatalogError> {
+        let err = self.store_error();
+        self.run(move |connection| {
+            let tx = connection.transaction().map_err(&err)?;
+            let newest: Option<i64> = tx
+                .query_row(
+                    "SELECT max(version) FROM event_schemas WHERE event_type = ?1",
+                    params![schema.event_type],
+                    |row| row.get(0),
+                )
+                .map_err(&err)?;
+            if newest.unwrap_or(0) + 1 != i64::from(schema.version) {
+                return Err(CatalogError::SchemaVersionTaken {
+                    event_type: schema.event_type,
+                    version: schema.version,
+                });
+            }
+            tx.execute(
+                "INSERT INTO event_schemas (event_type, version, schema, forced, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    schema.event_type,
+                    schema.version,
+                    schema.schema.to_string(),
+                    schema.forced,
+                    schema.created_at
+                ],
+            )
+            .map_err(&err)?;
+            tx.commit().map_err(&err)
+        })
+        .await
+    }
+
     async fn ensure_table(&self, def: TableDef) -> Result<TableInfo, CatalogError> {
         let err = self.store_error();
         self.run(move |connection| {
@@ -849,6 +930,37 @@ mod tests {
             max_tenant: "zeta".into(),
             schema_version: 1,
         }
+    }
+
+    #[tokio::test]
+    async fn event_schema_versions_are_sequential_and_survive_reopening() {
+        let (dir, catalog) = catalog();
+        let schema = |version| EventSchema {
+            event_type: "track:Order Completed".into(),
+            version,
+            schema: serde_json::json!({"required": ["order_id"]}),
+            forced: false,
+            created_at: 1,
+        };
+        catalog.add_event_schema(schema(1)).await.unwrap();
+        // A writer that read version 0 as the newest loses the race and records nothing.
+        let taken = catalog.add_event_schema(schema(1)).await.unwrap_err();
+        assert!(matches!(
+            taken,
+            CatalogError::SchemaVersionTaken { version: 1, .. }
+        ));
+        assert!(catalog.add_event_schema(schema(3)).await.is_err());
+        catalog.add_event_schema(schema(2)).await.unwrap();
+        drop(catalog);
+        let reopened = EmbeddedCatalog::open(dir.path().join("catalog.db")).unwrap();
+        let versions: Vec<u32> = reopened
+            .event_schemas()
+            .await
+            .unwrap()
+            .iter()
+            .map(|s| s.version)
+            .collect();
+        assert_eq!(versions, vec![1, 2]);
     }
 
     fn catalog() -> (tempfile::TempDir, EmbeddedCatalog) {

@@ -49,6 +49,14 @@ pub enum CatalogError {
         /// The proposed one.
         to: u64,
     },
+    /// An event schema version was added by someone else first.
+    #[error("event schema {event_type:?} version {version} already exists")]
+    SchemaVersionTaken {
+        /// The event type.
+        event_type: String,
+        /// The version both tried to add.
+        version: u32,
+    },
     /// The blocking worker that ran the operation panicked or was cancelled.
     #[error("catalog worker stopped: {0}")]
     Worker(String),

@@ -28,8 +28,8 @@ use async_trait::async_trait;
 pub use embedded::EmbeddedCatalog;
 pub use error::CatalogError;
 pub use types::{
-    Commit, CommitKind, CommitRecord, ConsumerCheckpoint, DataFile, Partition, PartitionInfo,
-    SchemaVersion, Snapshot, StagedFile, TableDef, TableInfo, partition_path,
+    Commit, CommitKind, CommitRecord, ConsumerCheckpoint, DataFile, EventSchema, Partition,
+    PartitionInfo, SchemaVersion, Snapshot, StagedFile, TableDef, TableInfo, partition_path,
 };
 
 /// The operations the lake and the query engine need from a catalog.
@@ -91,4 +91,12 @@ pub trait Catalog: Send + Sync + 'static {
 
     /// The most recent commits, newest first.
     async fn commits(&self, limit: usize) -> Result<Vec<CommitRecord>, CatalogError>;
+
+    /// Every version of every event schema, by event type then version.
+    async fn event_schemas(&self) -> Result<Vec<EventSchema>, CatalogError>;
+
+    /// Records `schema` as its event type's next version. `schema.version` must be one more
+    /// than the newest recorded (1 for a new type); if another writer took that number first
+    /// the call fails with [`CatalogError::SchemaVersionTaken`] and nothing is recorded.
+    async fn add_event_schema(&self, schema: EventSchema) -> Result<(), CatalogError>;
 }

@@ -202,3 +202,18 @@ pub struct CommitRecord {
     /// Rows in the added files.
     pub rows_added: u64,
 }
+
+/// One version of an event type's JSON Schema (the pipeline's schema registry).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventSchema {
+    /// The event type it validates, e.g. `track:Order Completed`.
+    pub event_type: String,
+    /// 1, 2, … per event type.
+    pub version: u32,
+    /// The JSON Schema, over the event's `properties`.
+    pub schema: serde_json::Value,
+    /// Added with force although it was not backward compatible.
+    pub forced: bool,
+    /// When it was added (µs since the epoch).
+    pub created_at: i64,
+}

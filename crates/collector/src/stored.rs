@@ -265,6 +265,7 @@ mod tests {
             received_at: 2,
             context: typed,
             properties,
+            enriched: None,
         };
         assert_eq!(
             String::from_utf8(stored.to_json().unwrap()).unwrap(),

@@ -525,6 +525,7 @@ mod tests {
                 ..Default::default()
             },
             properties,
+            enriched: None,
         }
     }
 

@@ -65,10 +65,8 @@ pub fn writer_properties(
             // lengths cost almost nothing, where PLAIN spends 4 bytes a value on them before
             // compression (about 2 B/event on event_id alone).
             if matches!(field.data_type(), DataType::Utf8 | DataType::Binary) {
-                builder = builder.set_column_encoding(
-                    ColumnPath::from(name),
-                    Encoding::DELTA_LENGTH_BYTE_ARRAY,
-                );
+                builder = builder
+                    .set_column_encoding(ColumnPath::from(name), Encoding::DELTA_LENGTH_BYTE_ARRAY);
             }
         }
         let integer_like = matches!(

@@ -87,6 +87,7 @@ fn event(i: usize, ts: i64) -> Event {
             ..EventContext::default()
         },
         properties,
+        enriched: None,
     }
 }
 

@@ -36,6 +36,10 @@ pub struct Event {
     /// Page-specific fields, validated by the event type's schema.
     #[serde(default)]
     pub properties: serde_json::Map<String, serde_json::Value>,
+    /// What the pipeline derived (user agent, referrer, page host, geography); absent until the
+    /// pipeline has run, and never sent by producers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enriched: Option<Enrichment>,
 }
 
 impl Event {
@@ -120,6 +124,48 @@ pub struct Campaign {
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
+/// Fields the pipeline derives from an event; every one is optional because every lookup can
+/// miss (an unknown user agent, no referrer, no geography database).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Enrichment {
+    /// Browser family from the user agent, e.g. `Chrome`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub browser: Option<String>,
+    /// Browser version, e.g. `120.0.6099.109`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub browser_version: Option<String>,
+    /// Operating system, e.g. `Windows 10`, `iOS`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
+    /// Operating system version where the user agent tells it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os_version: Option<String>,
+    /// `desktop`, `mobile`, `tablet`, `bot` or `other`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_type: Option<String>,
+    /// The user agent is a crawler, monitor or script.
+    #[serde(default)]
+    pub is_bot: bool,
+    /// `search`, `social`, `email`, `internal`, `paid`, `other` or `direct`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referrer_class: Option<String>,
+    /// Host of the referring URL, e.g. `www.google.com`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referrer_host: Option<String>,
+    /// Host of the page URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_host: Option<String>,
+    /// ISO 3166-1 alpha-2 country code from the IP, when a geography database is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    /// First subdivision (state, region) ISO code from the IP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// City name (English) from the IP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +183,7 @@ mod tests {
             received_at: 2,
             context: EventContext::default(),
             properties: serde_json::Map::new(),
+            enriched: None,
         }
     }
 

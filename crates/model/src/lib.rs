@@ -16,5 +16,5 @@
 mod event;
 mod time;
 
-pub use event::{Campaign, Event, EventContext, PageContext};
+pub use event::{Campaign, Enrichment, Event, EventContext, PageContext};
 pub use time::{TimestampMicros, now_micros};

@@ -460,6 +460,7 @@ impl SampleTraffic {
                 ..EventContext::default()
             },
             properties,
+            enriched: None,
         }
     }
 }
