@@ -4,16 +4,21 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, MapBuilder, MapFieldNames, RecordBatch,
-    StringBuilder, StructArray, TimestampMicrosecondBuilder, UInt32Builder, UInt64Builder,
+    ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, ListBuilder, MapBuilder, MapFieldNames,
+    RecordBatch, StringBuilder, StructArray, StructBuilder, TimestampMicrosecondBuilder,
+    UInt32Builder, UInt64Builder,
 };
+use arrow::buffer::NullBuffer;
 use arrow::compute::{SortColumn, lexsort_to_indices, take_record_batch};
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, Field, SchemaRef};
 use serde_json::Value;
 use tributary_model::{Campaign, Event, PageContext};
 
 use crate::error::LakeError;
-use crate::schema::{PromotedProperty, PromotedType, campaign_fields, context_fields, page_fields};
+use crate::schema::{
+    PromotedProperty, PromotedType, campaign_fields, context_fields, enriched_fields, page_fields,
+    reason_fields,
+};
 
 /// What the catalog records about a file's rows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -260,6 +265,71 @@ impl ContextColumns {
     }
 }
 
+/// Leaf columns of `enriched`, assembled into the struct when the buffer is finished; the
+/// struct is null for an event the pipeline did not enrich.
+#[derive(Default)]
+struct EnrichedColumns {
+    present: Vec<bool>,
+    browser: StringBuilder,
+    browser_version: StringBuilder,
+    os: StringBuilder,
+    os_version: StringBuilder,
+    device_type: StringBuilder,
+    is_bot: BooleanBuilder,
+    referrer_class: StringBuilder,
+    referrer_host: StringBuilder,
+    page_host: StringBuilder,
+    country: StringBuilder,
+    region: StringBuilder,
+    city: StringBuilder,
+}
+
+impl EnrichedColumns {
+    fn append(&mut self, enriched: Option<&tributary_model::Enrichment>) {
+        self.present.push(enriched.is_some());
+        let text = |get: fn(&tributary_model::Enrichment) -> &Option<String>| {
+            enriched.and_then(|e| get(e).as_deref())
+        };
+        self.browser.append_option(text(|e| &e.browser));
+        self.browser_version
+            .append_option(text(|e| &e.browser_version));
+        self.os.append_option(text(|e| &e.os));
+        self.os_version.append_option(text(|e| &e.os_version));
+        self.device_type.append_option(text(|e| &e.device_type));
+        self.is_bot.append_option(enriched.map(|e| e.is_bot));
+        self.referrer_class
+            .append_option(text(|e| &e.referrer_class));
+        self.referrer_host.append_option(text(|e| &e.referrer_host));
+        self.page_host.append_option(text(|e| &e.page_host));
+        self.country.append_option(text(|e| &e.country));
+        self.region.append_option(text(|e| &e.region));
+        self.city.append_option(text(|e| &e.city));
+    }
+
+    fn finish(&mut self) -> Result<ArrayRef, LakeError> {
+        let nulls = NullBuffer::from(std::mem::take(&mut self.present));
+        let enriched = StructArray::try_new(
+            enriched_fields(),
+            vec![
+                Arc::new(self.browser.finish()) as ArrayRef,
+                Arc::new(self.browser_version.finish()),
+                Arc::new(self.os.finish()),
+                Arc::new(self.os_version.finish()),
+                Arc::new(self.device_type.finish()),
+                Arc::new(self.is_bot.finish()),
+                Arc::new(self.referrer_class.finish()),
+                Arc::new(self.referrer_host.finish()),
+                Arc::new(self.page_host.finish()),
+                Arc::new(self.country.finish()),
+                Arc::new(self.region.finish()),
+                Arc::new(self.city.finish()),
+            ],
+            Some(nulls),
+        )?;
+        Ok(Arc::new(enriched))
+    }
+}
+
 /// Every context member without a column of its own, as one JSON object text (`None` when
 /// there are none): the top level's other members, and the page's and campaign's under
 /// `page` and `campaign`.
@@ -301,6 +371,7 @@ pub struct CuratedBuffer {
     received_at: TimestampMicrosecondBuilder,
     context: ContextColumns,
     properties: MapBuilder<StringBuilder, StringBuilder>,
+    enriched: EnrichedColumns,
     promoted: Vec<PromotedColumn>,
     stats: RowStats,
     bytes: u64,
@@ -328,6 +399,7 @@ impl CuratedBuffer {
             received_at: utc_timestamps(),
             context: ContextColumns::default(),
             properties: MapBuilder::new(Some(names), StringBuilder::new(), StringBuilder::new()),
+            enriched: EnrichedColumns::default(),
             promoted: promoted
                 .iter()
                 .map(|p| PromotedColumn::new(p.kind))
@@ -369,6 +441,7 @@ impl CuratedBuffer {
             }
         }
         self.properties.append(true)?;
+        self.enriched.append(event.enriched.as_ref());
 
         self.stats.add(event.ts, &event.tenant_id);
         self.bytes += size as u64;
@@ -398,6 +471,7 @@ impl CuratedBuffer {
             Arc::new(self.received_at.finish()),
             self.context.finish()?,
             Arc::new(self.properties.finish()),
+            self.enriched.finish()?,
         ];
         columns.extend(self.promoted.iter_mut().map(PromotedColumn::finish));
         let batch = RecordBatch::try_new(self.schema.clone(), columns)?;
@@ -485,6 +559,117 @@ impl RawBuffer {
             Arc::new(self.received_at.finish()),
             Arc::new(self.shard.finish()),
             Arc::new(self.seq.finish()),
+            Arc::new(self.payload.finish()),
+        ];
+        let batch = RecordBatch::try_new(self.schema.clone(), columns)?;
+        Ok((
+            sort_by_tenant_and_time(&batch, "tenant_id", "received_at")?,
+            self.stats,
+        ))
+    }
+}
+
+/// Rows of one quarantine partition (`dt`).
+pub struct QuarantineBuffer {
+    schema: SchemaRef,
+    tenant_id: StringBuilder,
+    event_id: StringBuilder,
+    event_type: StringBuilder,
+    ts: TimestampMicrosecondBuilder,
+    received_at: TimestampMicrosecondBuilder,
+    shard: UInt32Builder,
+    seq: UInt64Builder,
+    schema_version: UInt32Builder,
+    reasons: ListBuilder<StructBuilder>,
+    payload: StringBuilder,
+    stats: RowStats,
+    bytes: u64,
+}
+
+/// One quarantined event as the quarantine table keeps it.
+#[derive(Debug, Clone, Copy)]
+pub struct QuarantineRow<'a> {
+    /// Where it came from and what it was.
+    pub raw: RawRow<'a>,
+    /// Its event type.
+    pub event_type: &'a str,
+    /// The schema version that rejected it (`None`: its type has no schema).
+    pub schema_version: Option<u32>,
+    /// Every reason: (JSON pointer, rule, message).
+    pub reasons: &'a [(String, String, String)],
+}
+
+impl QuarantineBuffer {
+    /// An empty buffer for files of [`crate::schema::quarantine_file_schema`].
+    pub fn new(schema: SchemaRef) -> QuarantineBuffer {
+        let reason = StructBuilder::from_fields(reason_fields(), 0);
+        QuarantineBuffer {
+            schema,
+            tenant_id: StringBuilder::new(),
+            event_id: StringBuilder::new(),
+            event_type: StringBuilder::new(),
+            ts: utc_timestamps(),
+            received_at: utc_timestamps(),
+            shard: UInt32Builder::new(),
+            seq: UInt64Builder::new(),
+            schema_version: UInt32Builder::new(),
+            reasons: ListBuilder::new(reason).with_field(Arc::new(Field::new(
+                "item",
+                DataType::Struct(reason_fields()),
+                true,
+            ))),
+            payload: StringBuilder::new(),
+            stats: RowStats::empty(),
+            bytes: 0,
+        }
+    }
+
+    /// Adds one quarantined event.
+    pub fn push(&mut self, row: QuarantineRow<'_>) -> Result<(), LakeError> {
+        self.tenant_id.append_value(row.raw.tenant_id);
+        self.event_id.append_value(row.raw.event_id);
+        self.event_type.append_value(row.event_type);
+        self.ts.append_value(row.raw.ts);
+        self.received_at.append_value(row.raw.received_at);
+        self.shard.append_value(row.raw.shard);
+        self.seq.append_value(row.raw.seq);
+        self.schema_version.append_option(row.schema_version);
+        let reasons = self.reasons.values();
+        for (pointer, rule, message) in row.reasons {
+            for (index, text) in [pointer, rule, message].into_iter().enumerate() {
+                reasons
+                    .field_builder::<StringBuilder>(index)
+                    .ok_or_else(|| {
+                        LakeError::Config("quarantine reason builder has the wrong shape".into())
+                    })?
+                    .append_value(text);
+            }
+            reasons.append(true);
+        }
+        self.reasons.append(true);
+        self.payload.append_value(row.raw.payload);
+        self.stats.add(row.raw.received_at, row.raw.tenant_id);
+        self.bytes += row.raw.payload.len() as u64;
+        Ok(())
+    }
+
+    /// Bytes buffered.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The rows, sorted by (tenant_id, received_at), and their statistics.
+    pub fn finish(mut self) -> Result<(RecordBatch, RowStats), LakeError> {
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.tenant_id.finish()),
+            Arc::new(self.event_id.finish()),
+            Arc::new(self.event_type.finish()),
+            Arc::new(self.ts.finish()),
+            Arc::new(self.received_at.finish()),
+            Arc::new(self.shard.finish()),
+            Arc::new(self.seq.finish()),
+            Arc::new(self.schema_version.finish()),
+            Arc::new(self.reasons.finish()),
             Arc::new(self.payload.finish()),
         ];
         let batch = RecordBatch::try_new(self.schema.clone(), columns)?;

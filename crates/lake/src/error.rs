@@ -39,6 +39,9 @@ pub enum LakeError {
     /// A table the lake needs is missing from the catalog.
     #[error("table {0:?} is not in the catalog")]
     MissingTable(String),
+    /// The pipeline failed (its dedup store); bad events are quarantined, not errors.
+    #[error(transparent)]
+    Pipeline(#[from] tributary_pipeline::PipelineError),
     /// A blocking worker panicked or was cancelled.
     #[error("lake worker stopped: {0}")]
     Worker(String),

@@ -53,6 +53,11 @@ pub fn raw_partition(day: i64, hour: u8) -> Partition {
     ]
 }
 
+/// Partition of a quarantined event: the day it arrived.
+pub fn quarantine_partition(day: i64) -> Partition {
+    vec![("dt".into(), format_day(day))]
+}
+
 /// A new, unique object path for a file of the table at `location` in `partition`.
 pub fn new_file_path(location: &str, partition: &Partition, now_micros: i64) -> String {
     format!(

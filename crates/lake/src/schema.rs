@@ -26,6 +26,10 @@ pub const RAW_EVENTS: &str = "raw_events";
 pub const EVENTS_LOCATION: &str = "curated/events";
 /// Object-store prefix of the raw archive.
 pub const RAW_EVENTS_LOCATION: &str = "raw/events";
+/// Name of the quarantine table: events the pipeline rejected, with every reason.
+pub const QUARANTINE: &str = "quarantine";
+/// Where quarantine files live in the lake.
+pub const QUARANTINE_LOCATION: &str = "quarantine/events";
 
 /// The timestamp type of every time column: µs since the epoch, UTC.
 pub fn timestamp_type() -> DataType {
@@ -82,6 +86,7 @@ pub const ENVELOPE_COLUMNS: &[&str] = &[
     "received_at",
     "context",
     "properties",
+    "enriched",
     "dt",
 ];
 
@@ -149,6 +154,7 @@ pub fn curated_file_schema(promoted: &[PromotedProperty]) -> SchemaRef {
         Field::new("received_at", timestamp_type(), false),
         Field::new("context", DataType::Struct(context_fields()), false),
         Field::new("properties", properties_type(), false),
+        Field::new("enriched", DataType::Struct(enriched_fields()), true),
     ];
     fields.extend(
         promoted
@@ -156,6 +162,73 @@ pub fn curated_file_schema(promoted: &[PromotedProperty]) -> SchemaRef {
             .map(|property| Field::new(&property.name, property.kind.data_type(), true)),
     );
     Arc::new(Schema::new(fields))
+}
+
+/// Fields of the curated `enriched` struct: what the pipeline derived (see
+/// `tributary_model::Enrichment`).
+pub fn enriched_fields() -> Fields {
+    Fields::from(vec![
+        text("browser"),
+        text("browser_version"),
+        text("os"),
+        text("os_version"),
+        text("device_type"),
+        Field::new("is_bot", DataType::Boolean, true),
+        text("referrer_class"),
+        text("referrer_host"),
+        text("page_host"),
+        text("country"),
+        text("region"),
+        text("city"),
+    ])
+}
+
+/// Fields of one quarantine reason.
+pub fn reason_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("pointer", DataType::Utf8, false),
+        Field::new("rule", DataType::Utf8, false),
+        Field::new("message", DataType::Utf8, false),
+    ])
+}
+
+/// The columns of a quarantine file: where the event came from, why it was rejected (every
+/// reason, as JSON pointer + rule + message) and its original payload, so that a replay after
+/// a schema fix can validate it again.
+pub fn quarantine_file_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("tenant_id", DataType::Utf8, false),
+        Field::new("event_id", DataType::Utf8, false),
+        Field::new("event_type", DataType::Utf8, false),
+        Field::new("ts", timestamp_type(), false),
+        Field::new("received_at", timestamp_type(), false),
+        Field::new("shard", DataType::UInt32, false),
+        Field::new("seq", DataType::UInt64, false),
+        Field::new("schema_version", DataType::UInt32, true),
+        Field::new(
+            "reasons",
+            DataType::List(Arc::new(Field::new(
+                "item",
+                DataType::Struct(reason_fields()),
+                true,
+            ))),
+            false,
+        ),
+        Field::new("payload", DataType::Utf8, false),
+    ]))
+}
+
+/// The catalog definition of `quarantine`, partitioned by the day events arrived.
+pub fn quarantine_table(retention_days: Option<u32>) -> TableDef {
+    TableDef {
+        name: QUARANTINE.into(),
+        location: QUARANTINE_LOCATION.into(),
+        partition_columns: vec!["dt".into()],
+        time_column: "received_at".into(),
+        tenant_column: "tenant_id".into(),
+        schema: schema_json(&quarantine_file_schema()),
+        retention_days,
+    }
 }
 
 /// The columns stored in a raw archive file: the event exactly as the stream holds it
@@ -219,7 +292,11 @@ mod tests {
             name: "revenue".into(),
             kind: PromotedType::Float64,
         }];
-        for schema in [curated_file_schema(&promoted), raw_file_schema()] {
+        for schema in [
+            curated_file_schema(&promoted),
+            raw_file_schema(),
+            quarantine_file_schema(),
+        ] {
             let back = schema_from_json(&schema_json(&schema)).unwrap();
             assert_eq!(&back, schema.as_ref());
         }

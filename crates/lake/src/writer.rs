@@ -24,16 +24,23 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tributary_catalog::{Catalog, CommitKind, ConsumerCheckpoint, DataFile, Partition, TableInfo};
 use tributary_model::{Event, now_micros};
+use tributary_pipeline::dedup::DedupStore;
+use tributary_pipeline::{Outcome, Pipeline, StreamPosition};
 use tributary_stream::{ReadBatch, ReadLimits, ShardId, StartPosition, Stream};
 
-use crate::buffer::{CuratedBuffer, RawBuffer, RawRow, RowStats};
+use crate::buffer::{CuratedBuffer, QuarantineBuffer, QuarantineRow, RawBuffer, RawRow, RowStats};
 use crate::commit::{NewFile, publish};
 use crate::config::LakeConfig;
 use crate::error::LakeError;
 use crate::family::FamilyRules;
-use crate::layout::{curated_partition, day_of, hour_of, new_file_path, raw_partition};
+use crate::layout::{
+    curated_partition, day_of, hour_of, new_file_path, quarantine_partition, raw_partition,
+};
 use crate::parquet_io::{ParquetOptions, encode, writer_properties};
-use crate::schema::{curated_file_schema, events_table, raw_events_table, raw_file_schema};
+use crate::schema::{
+    curated_file_schema, events_table, quarantine_file_schema, quarantine_table, raw_events_table,
+    raw_file_schema,
+};
 use crate::telemetry;
 
 /// The two tables the writer fills, as registered in the catalog.
@@ -43,6 +50,8 @@ pub struct LakeTables {
     pub events: TableInfo,
     /// `raw_events`.
     pub raw: TableInfo,
+    /// `quarantine`.
+    pub quarantine: TableInfo,
 }
 
 impl LakeTables {
@@ -61,7 +70,14 @@ impl LakeTables {
         let raw = catalog
             .ensure_table(raw_events_table(config.retention.raw_days))
             .await?;
-        Ok(LakeTables { events, raw })
+        let quarantine = catalog
+            .ensure_table(quarantine_table(config.retention.raw_days))
+            .await?;
+        Ok(LakeTables {
+            events,
+            raw,
+            quarantine,
+        })
     }
 }
 
@@ -106,6 +122,15 @@ pub struct LakeWriter {
     families: FamilyRules,
     curated_schema: SchemaRef,
     raw_schema: SchemaRef,
+    quarantine_schema: SchemaRef,
+    pipeline: Option<PipelineStage>,
+}
+
+/// The pipeline between the stream and the curated lake, with the writer's dedup store.
+struct PipelineStage {
+    pipeline: Arc<Pipeline>,
+    /// Only the writer's task uses it; the lock is never contended.
+    dedup: Option<Arc<parking_lot::Mutex<DedupStore>>>,
 }
 
 /// Aborts the shard readers when the writer stops, however it stops.
@@ -136,12 +161,25 @@ impl LakeWriter {
             families: FamilyRules::new(config.event_families.clone()),
             curated_schema: curated_file_schema(&config.promoted_properties),
             raw_schema: raw_file_schema(),
+            quarantine_schema: quarantine_file_schema(),
+            pipeline: None,
             stream,
             catalog,
             store,
             config,
             tables,
         })
+    }
+
+    /// Sends every event through `pipeline` (validation, enrichment, privacy) before the
+    /// curated lake, quarantining what it rejects, and drops repeated event ids with `dedup`.
+    /// Without a pipeline, events go to the curated lake as the collector accepted them.
+    pub fn with_pipeline(mut self, pipeline: Arc<Pipeline>, dedup: Option<DedupStore>) -> Self {
+        self.pipeline = Some(PipelineStage {
+            pipeline,
+            dedup: dedup.map(|store| Arc::new(parking_lot::Mutex::new(store))),
+        });
+        self
     }
 
     /// The tables it writes.
@@ -201,7 +239,7 @@ impl LakeWriter {
                         return Err(LakeError::Worker("every shard reader stopped".into()));
                     };
                     let batch = read?;
-                    self.buffer(&mut buffers, shard, batch);
+                    self.buffer(&mut buffers, shard, batch)?;
                     if buffers.over_size(&self.config) {
                         self.flush(&mut buffers, FlushTrigger::Size).await?;
                     }
@@ -220,7 +258,12 @@ impl LakeWriter {
     }
 
     /// Adds one read's records to the partition buffers.
-    fn buffer(&self, buffers: &mut Buffers, shard: ShardId, batch: ReadBatch) {
+    fn buffer(
+        &self,
+        buffers: &mut Buffers,
+        shard: ShardId,
+        batch: ReadBatch,
+    ) -> Result<(), LakeError> {
         if batch.expired_skipped > 0 {
             metrics::counter!(telemetry::EXPIRED_SKIPPED).increment(batch.expired_skipped);
             tracing::error!(
@@ -229,6 +272,11 @@ impl LakeWriter {
                 "stream retention deleted records before the lake wrote them"
             );
         }
+        // One registry snapshot per read: a schema added meanwhile applies from the next one.
+        let registry = self
+            .pipeline
+            .as_ref()
+            .map(|stage| stage.pipeline.registry().snapshot());
         if buffers.oldest.is_none() && !batch.records.is_empty() {
             buffers.oldest = Some(Instant::now());
         }
@@ -236,30 +284,65 @@ impl LakeWriter {
             let payload = String::from_utf8_lossy(&record.value);
             match serde_json::from_slice::<Event>(&record.value) {
                 Ok(event) => {
-                    buffers.raw_row(
-                        &self.raw_schema,
-                        RawRow {
-                            tenant_id: &event.tenant_id,
-                            event_id: &event.event_id,
-                            ts: event.ts,
-                            received_at: event.received_at,
-                            shard,
-                            seq: record.seq,
-                            payload: &payload,
-                        },
-                    );
-                    let family = self.families.family_of(&event.event_type);
-                    let key = (day_of(event.ts), family.to_string());
-                    let buffer = buffers.curated.entry(key).or_insert_with(|| {
-                        CuratedBuffer::new(
-                            self.curated_schema.clone(),
-                            &self.config.promoted_properties,
-                        )
-                    });
-                    if let Err(error) = buffer.push(&event, record.value.len()) {
-                        // Builders only fail on internal invariants; keep the raw copy and say so.
-                        tracing::error!(%error, shard, seq = record.seq, "event not curated");
-                        metrics::counter!(telemetry::UNDECODABLE).increment(1);
+                    let raw = RawRow {
+                        tenant_id: &event.tenant_id,
+                        event_id: &event.event_id,
+                        ts: event.ts,
+                        received_at: event.received_at,
+                        shard,
+                        seq: record.seq,
+                        payload: &payload,
+                    };
+                    buffers.raw_row(&self.raw_schema, raw);
+                    let outcome = match (&self.pipeline, &registry) {
+                        (Some(stage), Some(registry)) => {
+                            let position = StreamPosition {
+                                shard,
+                                seq: record.seq,
+                            };
+                            let mut dedup = stage.dedup.as_ref().map(|store| store.lock());
+                            stage.pipeline.process(
+                                registry,
+                                event,
+                                position,
+                                dedup.as_deref_mut(),
+                            )?
+                        }
+                        _ => Outcome::Curated(Box::new(event)),
+                    };
+                    match outcome {
+                        Outcome::Curated(event) => {
+                            self.curate(buffers, &event, record.value.len(), shard, record.seq)
+                        }
+                        Outcome::Quarantined(event, quarantined) => {
+                            let reasons: Vec<(String, String, String)> = quarantined
+                                .reasons
+                                .into_iter()
+                                .map(|v| (v.pointer, v.rule, v.message))
+                                .collect();
+                            let row = QuarantineRow {
+                                raw: RawRow {
+                                    tenant_id: &event.tenant_id,
+                                    event_id: &event.event_id,
+                                    ts: event.ts,
+                                    received_at: event.received_at,
+                                    shard,
+                                    seq: record.seq,
+                                    payload: &payload,
+                                },
+                                event_type: &event.event_type,
+                                schema_version: quarantined.schema_version,
+                                reasons: &reasons,
+                            };
+                            buffers
+                                .quarantine
+                                .entry(day_of(event.received_at))
+                                .or_insert_with(|| {
+                                    QuarantineBuffer::new(self.quarantine_schema.clone())
+                                })
+                                .push(row)?;
+                        }
+                        Outcome::Duplicate { .. } => buffers.duplicates += 1,
                     }
                 }
                 Err(error) => {
@@ -285,6 +368,24 @@ impl LakeWriter {
         buffers.records += batch.records.len() as u64;
         buffers.consumed.insert(shard, batch.next_seq);
         metrics::gauge!(telemetry::BUFFERED_BYTES).set(buffers.raw_bytes as f64);
+        Ok(())
+    }
+
+    /// Adds a curated event to its partition's buffer.
+    fn curate(&self, buffers: &mut Buffers, event: &Event, size: usize, shard: ShardId, seq: u64) {
+        let family = self.families.family_of(&event.event_type);
+        let key = (day_of(event.ts), family.to_string());
+        let buffer = buffers.curated.entry(key).or_insert_with(|| {
+            CuratedBuffer::new(
+                self.curated_schema.clone(),
+                &self.config.promoted_properties,
+            )
+        });
+        if let Err(error) = buffer.push(event, size) {
+            // Builders only fail on internal invariants; keep the raw copy and say so.
+            tracing::error!(%error, shard, seq, "event not curated");
+            metrics::counter!(telemetry::UNDECODABLE).increment(1);
+        }
     }
 
     /// Writes every buffered partition and commits the files with the checkpoint.
@@ -312,6 +413,8 @@ impl LakeWriter {
         let raw = self.tables.raw.clone();
         let curated_schema = self.curated_schema.clone();
         let raw_schema = self.raw_schema.clone();
+        let quarantine = self.tables.quarantine.clone();
+        let quarantine_schema = self.quarantine_schema.clone();
         // Sorting and encoding are CPU work: off the async workers.
         let files = tokio::task::spawn_blocking(move || {
             let mut files = Vec::new();
@@ -339,6 +442,19 @@ impl LakeWriter {
                     now,
                 ));
             }
+            let quarantine_props =
+                writer_properties(options, &quarantine_schema, &["tenant_id", "received_at"])?;
+            for (day, buffer) in taken.quarantine {
+                let (batch, stats) = buffer.finish()?;
+                let contents = encode(&batch, quarantine_props.clone())?;
+                files.push(new_file(
+                    &quarantine,
+                    quarantine_partition(day),
+                    stats,
+                    contents,
+                    now,
+                ));
+            }
             Ok::<_, LakeError>(files)
         })
         .await
@@ -358,6 +474,14 @@ impl LakeWriter {
             consumer: self.config.consumer.clone(),
             positions: positions.clone(),
         };
+        // The dedup store's new keys must be durable before the events they stand for are
+        // published; a crash in between leaves keys whose records are read again, at the
+        // same positions, and kept (see tributary_pipeline::dedup).
+        if let Some(store) = self.pipeline.as_ref().and_then(|stage| stage.dedup.clone()) {
+            tokio::task::spawn_blocking(move || store.lock().sync())
+                .await
+                .map_err(|error| LakeError::Worker(error.to_string()))??;
+        }
         let commit_id = publish(
             self.catalog.as_ref(),
             &self.store,
@@ -475,6 +599,9 @@ async fn read_shard(
 struct Buffers {
     curated: HashMap<(i64, String), CuratedBuffer>,
     raw: HashMap<(i64, u8), RawBuffer>,
+    quarantine: HashMap<i64, QuarantineBuffer>,
+    /// Duplicates the pipeline dropped since the last flush.
+    duplicates: u64,
     /// Records buffered.
     records: u64,
     /// Payload bytes buffered.
@@ -494,6 +621,8 @@ impl Buffers {
         Buffers {
             curated: HashMap::new(),
             raw: HashMap::new(),
+            quarantine: HashMap::new(),
+            duplicates: 0,
             records: 0,
             raw_bytes: 0,
             oldest: None,
@@ -522,5 +651,9 @@ impl Buffers {
                 .values()
                 .any(|b| b.bytes() >= config.flush_bytes)
             || self.raw.values().any(|b| b.bytes() >= config.flush_bytes)
+            || self
+                .quarantine
+                .values()
+                .any(|b| b.bytes() >= config.flush_bytes)
     }
 }

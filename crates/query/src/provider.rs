@@ -536,9 +536,7 @@ fn field_with_views(field: &FieldRef) -> FieldRef {
 fn type_with_views(data_type: &DataType) -> DataType {
     match data_type {
         DataType::Utf8 | DataType::LargeUtf8 => DataType::Utf8View,
-        DataType::Struct(fields) => {
-            DataType::Struct(fields.iter().map(field_with_views).collect())
-        }
+        DataType::Struct(fields) => DataType::Struct(fields.iter().map(field_with_views).collect()),
         DataType::List(item) => DataType::List(field_with_views(item)),
         other => other.clone(),
     }

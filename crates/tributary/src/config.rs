@@ -16,6 +16,7 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use tributary_pipeline::PipelineConfig;
 
 use figment::providers::{Format, Serialized, Toml};
 use figment::value::{Dict, Map, Value};
@@ -57,6 +58,9 @@ pub struct Config {
     pub lake: LakeConfig,
     /// The SQL engine (`tributary_query::QueryConfig`).
     pub query: QueryConfig,
+    /// Validation, enrichment, privacy and dedup before the curated lake
+    /// (`tributary_pipeline::PipelineConfig`).
+    pub pipeline: PipelineConfig,
 }
 
 impl Default for Config {
@@ -68,6 +72,7 @@ impl Default for Config {
             stream: StreamConfig::default(),
             lake: LakeConfig::default(),
             query: QueryConfig::default(),
+            pipeline: PipelineConfig::default(),
         }
     }
 }
@@ -86,6 +91,20 @@ impl Config {
     /// The root of the lake (raw archive and curated Parquet).
     pub fn lake_dir(&self) -> PathBuf {
         self.data_dir.join("lake")
+    }
+
+    /// The privacy key generated on first start when `pipeline.privacy.key` is unset.
+    pub fn privacy_key_path(&self) -> PathBuf {
+        self.data_dir.join("privacy.key")
+    }
+
+    /// The dedup store (`pipeline.dedup.path`, default `<data_dir>/dedup.log`).
+    pub fn dedup_path(&self) -> PathBuf {
+        self.pipeline
+            .dedup
+            .path
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("dedup.log"))
     }
 
     /// The producer key file (`tributary keys create` writes it, `serve` reloads it).

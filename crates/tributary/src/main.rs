@@ -22,9 +22,11 @@ mod keys;
 mod loadgen;
 mod logging;
 mod output;
+mod pipeline_setup;
 mod query;
 mod runtime;
 mod sample_traffic;
+mod schemas;
 mod serve;
 
 use std::path::PathBuf;
@@ -122,6 +124,19 @@ Examples:
   tributary query --explain \"SELECT count(*) FROM events WHERE ts > now() - INTERVAL '1 hour'\"
 Over HTTP: POST /v1/query with a read or admin key (docs/api.md). Exit 1 when the query fails.")]
     Query(query::QueryArgs),
+    /// The pipeline's schema registry: JSON Schemas per event type, versioned, backward
+    /// compatible unless forced. A running `serve` applies a new version within seconds.
+    #[command(
+        subcommand,
+        after_help = "\
+Examples:
+  tributary schemas add order_completed.json        {\"event_type\": \"track:Order Completed\", \"schema\": {…}}
+  tributary schemas add --event-type \"track:Product Viewed\" product_viewed.schema.json
+  tributary schemas add --force looser.json         replace a version even if it breaks
+  tributary schemas list --json
+Exit 2 when the schema is invalid or not backward compatible (the message names what breaks)."
+    )]
+    Schemas(schemas::SchemasCommand),
     /// Benchmarks. Each prints a table for people, then one JSON line with every figure.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -161,6 +176,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Loadgen(args) => loadgen::run(args),
         Command::Bench(command) => bench::run(&loaded.config, command),
         Command::Query(args) => query::run(&loaded.config, args),
+        Command::Schemas(command) => schemas::run(&loaded.config, command),
         Command::Config(ConfigCommand::Show(args)) => show_config(&loaded, args.json),
     }
 }

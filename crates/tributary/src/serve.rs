@@ -173,6 +173,13 @@ async fn serve(config: &Config, args: &ServeArgs) -> Result<()> {
         )
         .await
         .context("starting the lake writer")?;
+        let (pipeline, dedup) = crate::pipeline_setup::build(config, lake.catalog.as_ref()).await?;
+        tasks.spawn(crate::pipeline_setup::follow_schemas(
+            pipeline.registry().clone(),
+            Arc::clone(&lake.catalog),
+            stop_rx.clone(),
+        ));
+        let writer = writer.with_pipeline(pipeline, dedup);
         let tables = writer.tables().clone();
         tasks.spawn(run_lake_writer(writer, stop_rx.clone()));
         let maintenance = lifecycle::run_maintenance(

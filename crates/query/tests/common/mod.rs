@@ -467,6 +467,11 @@ pub fn curated_batch(rows: &[Ev]) -> RecordBatch {
         utc(rows.iter().map(|e| received_at(e)).collect()),
         Arc::new(context),
         properties(&rows),
+        // Not enriched: the pipeline is not part of these tests.
+        arrow::array::new_null_array(
+            &DataType::Struct(tributary_lake::schema::enriched_fields()),
+            rows.len(),
+        ),
         Arc::new(rows.iter().map(|e| e.revenue).collect::<Float64Array>()),
     ];
     RecordBatch::try_new(schema, columns).unwrap()

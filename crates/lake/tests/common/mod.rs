@@ -1,0 +1,128 @@
+//! The harness the lake's integration tests share: a real embedded log, a real SQLite catalog
+//! and Parquet on local disk, and a writer run until it has caught up.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{AsArray, RecordBatch};
+use object_store::ObjectStore;
+use tokio::sync::watch;
+use tributary_catalog::{Catalog, EmbeddedCatalog};
+use tributary_lake::{LakeConfig, LakeWriter, local_store, parquet_io};
+use tributary_model::Event;
+use tributary_stream::{Durability, EmbeddedLog, Record, Stream, StreamConfig};
+
+pub struct Lake {
+    pub _dir: tempfile::TempDir,
+    pub log: Arc<EmbeddedLog>,
+    pub catalog: Arc<EmbeddedCatalog>,
+    pub store: Arc<dyn ObjectStore>,
+    pub lake_dir: std::path::PathBuf,
+}
+
+pub fn lake() -> Lake {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StreamConfig {
+        durability: Durability::None,
+        ..StreamConfig::default()
+    };
+    let log = Arc::new(EmbeddedLog::open(dir.path().join("stream"), config).unwrap());
+    let catalog = Arc::new(EmbeddedCatalog::open(dir.path().join("catalog.db")).unwrap());
+    let lake_dir = dir.path().join("lake");
+    let store = local_store(&lake_dir).unwrap();
+    Lake {
+        _dir: dir,
+        log,
+        catalog,
+        store,
+        lake_dir,
+    }
+}
+
+pub async fn append(log: &EmbeddedLog, events: &[Event]) {
+    let records = events
+        .iter()
+        .map(|e| Record::new(e.partition_key(), serde_json::to_vec(e).unwrap()))
+        .collect();
+    log.append(records).await.unwrap();
+}
+
+/// Runs a writer until its checkpoint covers every shard's end, then stops it gracefully.
+pub async fn write_all(lake: &Lake, config: LakeConfig) {
+    run_until_caught_up(lake, new_writer(lake, config).await).await;
+}
+
+/// A writer of `lake` with `config`.
+pub async fn new_writer(lake: &Lake, config: LakeConfig) -> LakeWriter {
+    LakeWriter::new(
+        lake.log.clone(),
+        lake.catalog.clone(),
+        lake.store.clone(),
+        config,
+    )
+    .await
+    .unwrap()
+}
+
+/// Runs `writer` until its checkpoint covers every shard's end, then stops it gracefully.
+pub async fn run_until_caught_up(lake: &Lake, writer: LakeWriter) {
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(async move { writer.run(stopped).await });
+    let ends: Vec<u64> = lake
+        .log
+        .shard_stats()
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.next_seq)
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let checkpoint = lake.catalog.checkpoint("lake").await.unwrap();
+        let done = ends.iter().enumerate().all(|(shard, end)| {
+            checkpoint
+                .positions
+                .get(&(shard as u32))
+                .copied()
+                .unwrap_or(0)
+                >= *end
+        });
+        if done {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the writer did not catch up: {checkpoint:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.send(true).unwrap();
+    task.await.unwrap().unwrap();
+}
+
+pub async fn rows(lake: &Lake, table: &str) -> Vec<RecordBatch> {
+    let snapshot = lake.catalog.snapshot(table, None, None).await.unwrap();
+    let mut batches = Vec::new();
+    for file in &snapshot.files {
+        batches.extend(
+            parquet_io::read_all(lake.store.clone(), &file.path)
+                .await
+                .unwrap(),
+        );
+    }
+    batches
+}
+
+pub fn strings(batches: &[RecordBatch], column: &str) -> Vec<String> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            let array = b.column_by_name(column).unwrap().as_string::<i32>();
+            array
+                .iter()
+                .map(|v| v.unwrap_or("").to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
