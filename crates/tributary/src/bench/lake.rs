@@ -45,6 +45,8 @@ use tributary_lake::parquet_io::{ParquetOptions, encode, writer_properties};
 use tributary_lake::schema::{EVENTS, RAW_EVENTS, curated_file_schema};
 use tributary_lake::{LakeConfig, LakeTables, LakeWriter, compaction, local_store};
 use tributary_model::{Event, now_micros};
+use tributary_pipeline::Pipeline;
+use tributary_pipeline::dedup::DedupStore;
 use tributary_query::{QueryConfig, QueryEngine, Scope};
 use tributary_stream::{Durability, EmbeddedLog, Record, Stream, StreamConfig};
 
@@ -60,7 +62,7 @@ const FULL_EVENTS: u64 = 2_000_000;
 /// Events of a `--quick` run.
 const QUICK_EVENTS: u64 = 300_000;
 /// The generator's seed: every run writes the same events (their times aside).
-const SEED: u64 = 0x7472_6962_7574;
+pub(super) const SEED: u64 = 0x7472_6962_7574;
 /// The goal for curated Parquet, bytes per event.
 const GOAL_CURATED_BYTES_PER_EVENT: f64 = 40.0;
 /// The writer's flush interval in this benchmark (see the module documentation).
@@ -341,7 +343,7 @@ fn write_phase(
     let store = local_store(&dir.join("lake")).context("opening the lake")?;
     bar.set_message("lake writer");
     let (seconds, cpu, other_cores) =
-        runtime.block_on(drain(&log, &catalog, &store, lake_config))?;
+        runtime.block_on(drain(&log, &catalog, &store, lake_config, None))?;
 
     let flushes = runtime
         .block_on(catalog.commits(1_000_000))?
@@ -402,7 +404,7 @@ fn write_phase(
 
 /// Appends `count` generated events, stamped evenly over the hour from `from`, as the collector
 /// stores them (JSON keyed by tenant and session). Returns the bytes of JSON appended.
-fn fill_stream(
+pub(super) fn fill_stream(
     log: &EmbeddedLog,
     count: u64,
     from: i64,
@@ -436,11 +438,12 @@ fn fill_stream(
 /// Runs the real writer until the catalog checkpoint covers every shard's end, then stops it.
 /// Returns the wall seconds until then, the CPU time the process used meanwhile, and the cores
 /// other processes kept busy.
-async fn drain(
+pub(super) async fn drain(
     log: &Arc<EmbeddedLog>,
     catalog: &Arc<EmbeddedCatalog>,
     store: &Arc<dyn ObjectStore>,
     config: &LakeConfig,
+    pipeline: Option<(Arc<Pipeline>, Option<DedupStore>)>,
 ) -> Result<(f64, Option<Duration>, Option<f64>)> {
     let ends: Vec<u64> = log
         .shard_stats()
@@ -460,6 +463,10 @@ async fn drain(
     )
     .await
     .context("starting the lake writer")?;
+    let writer = match pipeline {
+        Some((pipeline, dedup)) => writer.with_pipeline(pipeline, dedup),
+        None => writer,
+    };
     let (stop, stopped) = watch::channel(false);
     let mut task = tokio::spawn(async move { writer.run(stopped).await });
     loop {

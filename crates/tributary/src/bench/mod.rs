@@ -7,6 +7,7 @@
 
 mod ingest;
 mod lake;
+mod pipeline;
 mod query;
 mod stream;
 
@@ -120,6 +121,15 @@ Examples:
 DuckDB comes from PyPI: tests/e2e/setup_python.sh installs it into ~/.cache/tributary-venv.
 Build with --release: a debug build is several times slower and says so in its output.")]
     Query(query::QueryBenchArgs),
+    /// The pipeline's throughput: decode + validate + dedup + enrich + tokenize on one thread,
+    /// and the lake writer's events/s per core without and with the pipeline in front of it.
+    #[command(after_help = "\
+Examples:
+  tributary bench pipeline --quick               ~30 s: 200,000 events
+  tributary bench pipeline                       1,000,000 events
+  tributary bench pipeline --event-bytes 400     events trimmed as bench ingest sends them
+Build with --release: a debug build is several times slower and says so in its output.")]
+    Pipeline(pipeline::PipelineBenchArgs),
 }
 
 /// Runs one benchmark.
@@ -129,6 +139,7 @@ pub fn run(config: &Config, command: &BenchCommand) -> Result<ExitCode> {
         BenchCommand::Ingest(args) => ingest::run(config, args),
         BenchCommand::Lake(args) => lake::run(config, args),
         BenchCommand::Query(args) => query::run(config, args),
+        BenchCommand::Pipeline(args) => pipeline::run(config, args),
     }
 }
 

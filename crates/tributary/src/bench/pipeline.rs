@@ -1,0 +1,459 @@
+//! `tributary bench pipeline`: the pipeline's throughput per core, alone and end to end.
+//!
+//! Two phases on the sample generator's traffic (the loadgen's events):
+//!
+//! 1. **Stage**: the events as the stream stores them (JSON) are decoded and run through
+//!    [`Pipeline::process`] — validation against schemas for the generator's track events,
+//!    enrichment (user agent, referrer, UTM, IP), tokenization, dedup with a real store — on one
+//!    thread. A decode-only pass over the same bytes separates the pipeline's own cost.
+//! 2. **End to end**: the same events in an embedded stream, drained by the real lake writer
+//!    into the raw archive and curated Parquet, once without the pipeline and once with it: the
+//!    writer's events/s per core both ways, so the pipeline's share of the path is measured.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use indicatif::ProgressBar;
+use serde::Serialize;
+use serde_json::json;
+use tokio::runtime::Runtime;
+use tributary_catalog::{Catalog, EmbeddedCatalog, EventSchema};
+use tributary_lake::schema::{EVENTS, QUARANTINE};
+use tributary_lake::{LakeConfig, local_store};
+use tributary_model::{Event, now_micros};
+use tributary_pipeline::dedup::DedupStore;
+use tributary_pipeline::registry::{SchemaRegistry, SharedRegistry};
+use tributary_pipeline::{Outcome, Pipeline, PipelineConfig, StreamPosition};
+use tributary_stream::{Durability, EmbeddedLog, StreamConfig};
+
+use super::lake::{HOUR, SEED, drain, fill_stream, process_cpu, warn_debug_build};
+use super::{Machine, Scratch, progress_bar, round};
+use crate::config::Config;
+use crate::exit::{FAILURE, OK};
+use crate::output::{self, Table};
+use crate::runtime;
+use crate::sample_traffic::SampleTraffic;
+
+/// Events of a full run.
+const FULL_EVENTS: u64 = 1_000_000;
+/// Events of a `--quick` run.
+const QUICK_EVENTS: u64 = 200_000;
+/// The issue's goal: validate + enrich + tokenize + dedup + write, per core.
+const GOAL_EVENTS_PER_S_PER_CORE: f64 = 200_000.0;
+/// A fixed privacy key: the figures must not depend on a random one.
+const BENCH_KEY: &[u8] = b"tributary bench pipeline key 0001";
+
+/// Arguments of `tributary bench pipeline`.
+#[derive(Debug, Args)]
+pub struct PipelineBenchArgs {
+    /// 200,000 events instead of 1,000,000 (~30 s in all).
+    #[arg(long)]
+    pub quick: bool,
+    /// Events to generate [default: 1,000,000; 200,000 with --quick].
+    #[arg(long, value_name = "N")]
+    pub events: Option<u64>,
+    /// Events are trimmed toward this many bytes of JSON by dropping optional context; 0 (the
+    /// default) keeps a browser's full context, user agent and referrer included, so that
+    /// enrichment has its real work to do.
+    #[arg(long, value_name = "BYTES", default_value_t = 0)]
+    pub event_bytes: usize,
+    /// Shards of the stream the writer reads.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub shards: u32,
+    /// Scratch directory [default: <data_dir>/bench]; deleted afterwards.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Serialize)]
+struct StageFigures {
+    events: u64,
+    decode_seconds: f64,
+    pipeline_seconds: f64,
+    /// Decode + pipeline, one thread.
+    events_per_s: f64,
+    /// The pipeline alone (its seconds minus the decode pass's), one thread.
+    pipeline_only_events_per_s: f64,
+    curated: u64,
+    quarantined: u64,
+    duplicates: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct EndToEndFigures {
+    events: u64,
+    without_pipeline_events_per_s_per_core: f64,
+    with_pipeline_events_per_s_per_core: f64,
+    with_pipeline_events_per_s: f64,
+    with_pipeline_cores_used: f64,
+    /// Share of the writer's CPU the pipeline adds.
+    pipeline_cpu_share: f64,
+    curated_rows: u64,
+    quarantined_rows: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct Goal {
+    events_per_s_per_core: f64,
+    met: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    bench: &'static str,
+    version: &'static str,
+    machine: Machine,
+    event_bytes: usize,
+    shards: u32,
+    stage: StageFigures,
+    end_to_end: EndToEndFigures,
+    goal: Goal,
+}
+
+/// Runs the benchmark.
+pub fn run(config: &Config, args: &PipelineBenchArgs) -> Result<ExitCode> {
+    let events = args.events.unwrap_or(if args.quick {
+        QUICK_EVENTS
+    } else {
+        FULL_EVENTS
+    });
+    let parent = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("bench"));
+    let scratch = Scratch::create(
+        &parent,
+        &format!("pipeline-{}-{}", std::process::id(), now_micros()),
+    )?;
+    let machine = Machine::detect(scratch.path());
+    warn_debug_build(&machine, "pipeline");
+    let runtime = runtime::build(machine.cores)?;
+    let bar = progress_bar(events * 4);
+
+    let stage = stage_phase(&runtime, scratch.path(), events, args, &bar)?;
+    let end_to_end = end_to_end_phase(&runtime, scratch.path(), events, args, &bar)?;
+    bar.finish_and_clear();
+
+    let goal = Goal {
+        events_per_s_per_core: GOAL_EVENTS_PER_S_PER_CORE,
+        met: end_to_end.with_pipeline_events_per_s_per_core >= GOAL_EVENTS_PER_S_PER_CORE,
+    };
+    output::print(&render(&machine, args, &stage, &end_to_end, &goal))?;
+    let lost = end_to_end.curated_rows + end_to_end.quarantined_rows != events;
+    output::json_line(&Report {
+        bench: "pipeline",
+        version: env!("CARGO_PKG_VERSION"),
+        machine,
+        event_bytes: args.event_bytes,
+        shards: args.shards,
+        stage,
+        end_to_end,
+        goal,
+    })?;
+    drop(runtime);
+    drop(scratch);
+    if lost {
+        eprintln!("error: curated + quarantined rows do not add up to the events (see above)");
+        return Ok(ExitCode::from(FAILURE));
+    }
+    Ok(ExitCode::from(OK))
+}
+
+/// Schemas for the generator's track events, as a shop would register them.
+fn bench_schemas() -> Vec<EventSchema> {
+    let schema = |event_type: &str, value: serde_json::Value| EventSchema {
+        event_type: event_type.into(),
+        version: 1,
+        schema: value,
+        forced: false,
+        created_at: 0,
+    };
+    vec![
+        schema(
+            "track:Product Viewed",
+            json!({"type": "object", "required": ["item_id"],
+                   "properties": {"item_id": {"type": "string", "minLength": 1},
+                                  "price": {"type": "number", "minimum": 0}}}),
+        ),
+        schema(
+            "track:Product Added",
+            json!({"type": "object", "required": ["item_id", "quantity"],
+                   "properties": {"item_id": {"type": "string"},
+                                  "quantity": {"type": "integer", "minimum": 1}}}),
+        ),
+        schema(
+            "track:Order Completed",
+            json!({"type": "object", "required": ["order_id", "revenue"],
+                   "properties": {"order_id": {"type": "string", "minLength": 1},
+                                  "revenue": {"type": "number"},
+                                  "currency": {"type": "string", "maxLength": 3}}}),
+        ),
+    ]
+}
+
+fn pipeline(schemas: &[EventSchema]) -> Result<Arc<Pipeline>> {
+    let registry = SchemaRegistry::from_versions(schemas)?;
+    Ok(Arc::new(Pipeline::new(
+        &PipelineConfig::default(),
+        SharedRegistry::new(registry),
+        BENCH_KEY,
+    )?))
+}
+
+/// The generator's events as the stream stores them.
+fn generate(count: u64, event_bytes: usize) -> Result<Vec<Vec<u8>>> {
+    let mut traffic = SampleTraffic::new(SEED);
+    let start = now_micros() - HOUR;
+    (0..count)
+        .map(|index| {
+            let mut event = traffic.next_event(start + i64::try_from(index).unwrap_or(0));
+            if event_bytes > 0 {
+                crate::loadgen::compact(&mut event, event_bytes);
+            }
+            serde_json::to_vec(&event).context("encoding an event")
+        })
+        .collect()
+}
+
+fn stage_phase(
+    _runtime: &Runtime,
+    dir: &Path,
+    events: u64,
+    args: &PipelineBenchArgs,
+    bar: &ProgressBar,
+) -> Result<StageFigures> {
+    bar.set_message("generating");
+    let records = generate(events, args.event_bytes)?;
+    bar.set_message("decode only");
+    let started = Instant::now();
+    let mut decoded = 0u64;
+    for record in &records {
+        let event: Event = serde_json::from_slice(record).context("decoding an event")?;
+        decoded += u64::from(!event.event_id.is_empty());
+        bar.inc(1);
+    }
+    let decode_seconds = started.elapsed().as_secs_f64();
+    std::hint::black_box(decoded);
+
+    bar.set_message("decode + pipeline");
+    let pipeline = pipeline(&bench_schemas())?;
+    let registry = pipeline.registry().snapshot();
+    let mut dedup = DedupStore::open(dir.join("stage-dedup.log"), Duration::from_secs(86_400))?;
+    let (mut curated, mut quarantined, mut duplicates) = (0u64, 0u64, 0u64);
+    let started = Instant::now();
+    for (seq, record) in records.iter().enumerate() {
+        let event: Event = serde_json::from_slice(record).context("decoding an event")?;
+        let position = StreamPosition {
+            shard: 0,
+            seq: seq as u64,
+        };
+        match pipeline.process(&registry, event, position, Some(&mut dedup))? {
+            Outcome::Curated(event) => {
+                curated += 1;
+                std::hint::black_box(event);
+            }
+            Outcome::Quarantined(..) => quarantined += 1,
+            Outcome::Duplicate { .. } => duplicates += 1,
+        }
+        bar.inc(1);
+    }
+    dedup.sync()?;
+    let pipeline_seconds = started.elapsed().as_secs_f64();
+    let per_second = |seconds: f64| {
+        if seconds > 0.0 {
+            (events as f64 / seconds).round()
+        } else {
+            0.0
+        }
+    };
+    Ok(StageFigures {
+        events,
+        decode_seconds: round(decode_seconds, 3),
+        pipeline_seconds: round(pipeline_seconds, 3),
+        events_per_s: per_second(pipeline_seconds),
+        pipeline_only_events_per_s: per_second((pipeline_seconds - decode_seconds).max(1e-9)),
+        curated,
+        quarantined,
+        duplicates,
+    })
+}
+
+/// One drain of a freshly filled stream; returns (events/s per core, events/s, cores used,
+/// curated rows, quarantined rows).
+fn drain_once(
+    runtime: &Runtime,
+    dir: &Path,
+    events: u64,
+    args: &PipelineBenchArgs,
+    with_pipeline: bool,
+    bar: &ProgressBar,
+) -> Result<(f64, f64, f64, u64, u64)> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let log = Arc::new(
+        EmbeddedLog::open(
+            dir.join("stream"),
+            StreamConfig {
+                shards: args.shards,
+                durability: Durability::None,
+                ..StreamConfig::default()
+            },
+        )
+        .context("opening the benchmark's stream")?,
+    );
+    let until = now_micros().div_euclid(HOUR) * HOUR;
+    fill_stream(&log, events, until - HOUR, args.event_bytes, bar)?;
+    let catalog =
+        Arc::new(EmbeddedCatalog::open(dir.join("catalog.db")).context("opening the catalog")?);
+    let store = local_store(&dir.join("lake")).context("opening the lake")?;
+    let lake_config = LakeConfig {
+        flush_interval: Duration::from_secs(1),
+        ..LakeConfig::default()
+    };
+    let stage = if with_pipeline {
+        let schemas = bench_schemas();
+        runtime.block_on(async {
+            for schema in &schemas {
+                catalog.add_event_schema(schema.clone()).await?;
+            }
+            Ok::<_, anyhow::Error>(())
+        })?;
+        let dedup = DedupStore::open(dir.join("dedup.log"), Duration::from_secs(86_400))?;
+        Some((pipeline(&schemas)?, Some(dedup)))
+    } else {
+        None
+    };
+    let cpu_before = process_cpu();
+    let (seconds, cpu, _) = runtime.block_on(drain(&log, &catalog, &store, &lake_config, stage))?;
+    let cpu_seconds = cpu
+        .or_else(|| process_cpu().zip(cpu_before).map(|(a, b)| a.saturating_sub(b)))
+        .map_or(0.0, |cpu| cpu.as_secs_f64());
+    let rows = |table: &'static str| {
+        runtime.block_on(async {
+            let files = catalog.snapshot(table, None, None).await?.files;
+            Ok::<_, anyhow::Error>(files.iter().map(|f| f.rows).sum::<u64>())
+        })
+    };
+    let curated = rows(EVENTS)?;
+    let quarantined = if with_pipeline { rows(QUARANTINE)? } else { 0 };
+    log.close().context("closing the benchmark's stream")?;
+    let per = |n: f64, d: f64| if d > 0.0 { n / d } else { 0.0 };
+    Ok((
+        per(events as f64, cpu_seconds).round(),
+        per(events as f64, seconds).round(),
+        round(per(cpu_seconds, seconds), 2),
+        curated,
+        quarantined,
+    ))
+}
+
+fn end_to_end_phase(
+    runtime: &Runtime,
+    dir: &Path,
+    events: u64,
+    args: &PipelineBenchArgs,
+    bar: &ProgressBar,
+) -> Result<EndToEndFigures> {
+    bar.set_message("lake writer without the pipeline");
+    let (without, _, _, _, _) =
+        drain_once(runtime, &dir.join("plain"), events / 2, args, false, bar)?;
+    bar.set_message("lake writer with the pipeline");
+    let (with, with_rate, cores, curated, quarantined) =
+        drain_once(runtime, &dir.join("pipeline"), events, args, true, bar)?;
+    let share = if with > 0.0 && without > 0.0 {
+        // CPU per event with ÷ without, minus one: what the pipeline adds.
+        round((without / with - 1.0).max(0.0) / (without / with), 3)
+    } else {
+        0.0
+    };
+    Ok(EndToEndFigures {
+        events,
+        without_pipeline_events_per_s_per_core: without,
+        with_pipeline_events_per_s_per_core: with,
+        with_pipeline_events_per_s: with_rate,
+        with_pipeline_cores_used: cores,
+        pipeline_cpu_share: share,
+        curated_rows: curated,
+        quarantined_rows: quarantined,
+    })
+}
+
+fn render(
+    machine: &Machine,
+    args: &PipelineBenchArgs,
+    stage: &StageFigures,
+    end: &EndToEndFigures,
+    goal: &Goal,
+) -> String {
+    let count = |n: f64| output::thousands(n as u64);
+    let mut text = format!(
+        "pipeline bench: {} events of the sample traffic ({}), {} shards\nmachine: {}\n\n",
+        output::thousands(stage.events),
+        if args.event_bytes == 0 {
+            "full browser context".to_string()
+        } else {
+            format!("trimmed toward {} bytes", args.event_bytes)
+        },
+        args.shards,
+        machine.summary()
+    );
+    text.push_str("1. stage: decode + validate + dedup + enrich + tokenize, one thread\n");
+    let mut table = Table::new(&[
+        "events",
+        "decode s",
+        "decode+pipeline s",
+        "events/s",
+        "pipeline alone events/s",
+        "curated",
+        "quarantined",
+        "duplicates",
+    ]);
+    table.row(vec![
+        output::thousands(stage.events),
+        format!("{:.2}", stage.decode_seconds),
+        format!("{:.2}", stage.pipeline_seconds),
+        count(stage.events_per_s),
+        count(stage.pipeline_only_events_per_s),
+        output::thousands(stage.curated),
+        output::thousands(stage.quarantined),
+        output::thousands(stage.duplicates),
+    ]);
+    text.push_str(&table.render());
+    text.push_str("\n2. end to end: stream → lake writer (→ pipeline) → raw + curated Parquet\n");
+    let mut table = Table::new(&[
+        "writer",
+        "events/s per core",
+        "events/s",
+        "cores used",
+        "curated rows",
+        "quarantined rows",
+    ]);
+    table.row(vec![
+        "without pipeline".into(),
+        count(end.without_pipeline_events_per_s_per_core),
+        "-".into(),
+        "-".into(),
+        "-".into(),
+        "-".into(),
+    ]);
+    table.row(vec![
+        "with pipeline".into(),
+        count(end.with_pipeline_events_per_s_per_core),
+        count(end.with_pipeline_events_per_s),
+        format!("{:.2}", end.with_pipeline_cores_used),
+        output::thousands(end.curated_rows),
+        output::thousands(end.quarantined_rows),
+    ]);
+    text.push_str(&table.render());
+    text.push_str(&format!(
+        "  the pipeline's share of the writer's CPU: {:.1} %\n  goal: ≥ {} events/s per core \
+         (validate + enrich + tokenize + dedup + write): {}\n\n",
+        end.pipeline_cpu_share * 100.0,
+        count(goal.events_per_s_per_core),
+        if goal.met { "met" } else { "NOT MET" }
+    ));
+    text
+}
