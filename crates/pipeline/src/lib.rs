@@ -22,6 +22,7 @@ mod config;
 pub mod dedup;
 pub mod enrich;
 mod error;
+pub mod http;
 mod pipeline;
 pub mod privacy;
 pub mod registry;
@@ -29,4 +30,5 @@ pub mod telemetry;
 
 pub use config::{PipelineConfig, UnknownEventTypes};
 pub use error::PipelineError;
+pub use http::router;
 pub use pipeline::{Outcome, Pipeline, Quarantined, StreamPosition};

@@ -123,7 +123,7 @@ async fn serve(config: &Config, args: &ServeArgs) -> Result<()> {
         config.query.clone(),
     )
     .context("starting the SQL engine")?;
-    let query_routes = tributary_query::router(Arc::new(engine), keys);
+    let query_routes = tributary_query::router(Arc::new(engine), Arc::clone(&keys));
     let reloader = collector.spawn_key_reloader();
     let listen = args.listen.as_deref().unwrap_or(&config.collector.listen);
     let listener = tokio::net::TcpListener::bind(listen)
@@ -164,6 +164,8 @@ async fn serve(config: &Config, args: &ServeArgs) -> Result<()> {
         producing_rx,
     ));
     tasks.spawn(report(log.clone(), counters.clone(), stop_rx.clone()));
+    // The running pipeline's registry, so a schema added over HTTP applies at once.
+    let mut registry = None;
     if config.lake.enabled {
         let writer = LakeWriter::new(
             Arc::clone(&stream),
@@ -179,13 +181,14 @@ async fn serve(config: &Config, args: &ServeArgs) -> Result<()> {
             Arc::clone(&lake.catalog),
             stop_rx.clone(),
         ));
+        registry = Some(pipeline.registry().clone());
         let writer = writer.with_pipeline(pipeline, dedup);
         let tables = writer.tables().clone();
         tasks.spawn(run_lake_writer(writer, stop_rx.clone()));
         let maintenance = lifecycle::run_maintenance(
             Arc::clone(&lake.catalog),
             Arc::clone(&lake.store),
-            vec![tables.events, tables.raw],
+            vec![tables.events, tables.raw, tables.quarantine],
             config.lake.clone(),
             stop_rx.clone(),
         );
@@ -194,12 +197,17 @@ async fn serve(config: &Config, args: &ServeArgs) -> Result<()> {
             Ok(())
         });
     }
+    let routes = query_routes.merge(tributary_pipeline::router(
+        Arc::clone(&lake.catalog),
+        keys,
+        registry,
+    ));
     let mut http_stop = stop_rx;
     tasks.spawn(async move {
         let shutdown = async move {
             let _ = http_stop.wait_for(|stopping| *stopping).await;
         };
-        tributary_collector::serve_with(collector, query_routes, listener, shutdown)
+        tributary_collector::serve_with(collector, routes, listener, shutdown)
             .await
             .context("serving HTTP")
     });

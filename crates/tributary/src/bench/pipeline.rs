@@ -329,7 +329,11 @@ fn drain_once(
     let cpu_before = process_cpu();
     let (seconds, cpu, _) = runtime.block_on(drain(&log, &catalog, &store, &lake_config, stage))?;
     let cpu_seconds = cpu
-        .or_else(|| process_cpu().zip(cpu_before).map(|(a, b)| a.saturating_sub(b)))
+        .or_else(|| {
+            process_cpu()
+                .zip(cpu_before)
+                .map(|(a, b)| a.saturating_sub(b))
+        })
         .map_or(0.0, |cpu| cpu.as_secs_f64());
     let rows = |table: &'static str| {
         runtime.block_on(async {
