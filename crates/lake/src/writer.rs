@@ -277,6 +277,12 @@ impl LakeWriter {
             .pipeline
             .as_ref()
             .map(|stage| stage.pipeline.registry().snapshot());
+        // Locked once per read, not per event (only this task ever takes it).
+        let mut dedup = self
+            .pipeline
+            .as_ref()
+            .and_then(|stage| stage.dedup.as_ref())
+            .map(|store| store.lock());
         if buffers.oldest.is_none() && !batch.records.is_empty() {
             buffers.oldest = Some(Instant::now());
         }
@@ -300,7 +306,6 @@ impl LakeWriter {
                                 shard,
                                 seq: record.seq,
                             };
-                            let mut dedup = stage.dedup.as_ref().map(|store| store.lock());
                             stage.pipeline.process(
                                 registry,
                                 event,
