@@ -47,45 +47,122 @@ pub async fn publish(
     removed: Vec<String>,
     checkpoint: Option<ConsumerCheckpoint>,
 ) -> Result<i64, LakeError> {
-    let mut by_table: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
-    for file in &files {
-        by_table
-            .entry(file.record.table.as_str())
-            .or_default()
-            .push(file.record.path.clone());
-    }
-    for (table, paths) in &by_table {
-        catalog.stage(table, paths).await?;
-    }
-    crash_point(&format!("{point}.after_stage"));
-    let staged: Vec<String> = files.iter().map(|f| f.record.path.clone()).collect();
+    let mut pending = PendingCommit::new(catalog, store, point);
+    pending.add(files).await?;
+    pending.commit(kind, removed, checkpoint).await
+}
 
-    let committed = async {
-        for file in &files {
-            upload(store, &file.record.path, file.contents.clone()).await?;
+/// A commit built up in steps: files are staged and uploaded as they are ready (so a long
+/// replay holds one file in memory, not all of them) and go live together at [`Self::commit`].
+///
+/// Any failure takes back everything staged so far before it returns (and if that fails too,
+/// the files stay staged and [`recover`] deletes them on the next start), so a caller just
+/// returns the error.
+pub struct PendingCommit<'a> {
+    catalog: &'a dyn Catalog,
+    store: &'a Arc<dyn ObjectStore>,
+    point: String,
+    added: Vec<DataFile>,
+}
+
+impl<'a> PendingCommit<'a> {
+    /// An empty commit into `catalog` and `store`; `point` prefixes its crash points.
+    pub fn new(
+        catalog: &'a dyn Catalog,
+        store: &'a Arc<dyn ObjectStore>,
+        point: &str,
+    ) -> PendingCommit<'a> {
+        PendingCommit {
+            catalog,
+            store,
+            point: point.to_string(),
+            added: Vec::new(),
         }
-        crash_point(&format!("{point}.after_upload"));
+    }
+
+    /// Files added so far.
+    pub fn added(&self) -> &[DataFile] {
+        &self.added
+    }
+
+    /// Stages `files` (one catalog transaction per table) and uploads them.
+    pub async fn add(&mut self, files: Vec<NewFile>) -> Result<(), LakeError> {
+        if files.is_empty() {
+            return Ok(());
+        }
+        let result = self.stage_and_upload(&files).await;
+        if let Err(error) = result {
+            self.abandon(&files).await;
+            return Err(error);
+        }
+        self.added.extend(files.into_iter().map(|file| file.record));
+        Ok(())
+    }
+
+    async fn stage_and_upload(&self, files: &[NewFile]) -> Result<(), LakeError> {
+        let mut by_table: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+        for file in files {
+            by_table
+                .entry(file.record.table.as_str())
+                .or_default()
+                .push(file.record.path.clone());
+        }
+        for (table, paths) in &by_table {
+            self.catalog.stage(table, paths).await?;
+        }
+        crash_point(&format!("{}.after_stage", self.point));
+        for file in files {
+            upload(self.store, &file.record.path, file.contents.clone()).await?;
+        }
+        Ok(())
+    }
+
+    /// Makes every added file live, `removed` not live, and moves `checkpoint`, in one catalog
+    /// transaction. Returns the commit id.
+    pub async fn commit(
+        mut self,
+        kind: CommitKind,
+        removed: Vec<String>,
+        checkpoint: Option<ConsumerCheckpoint>,
+    ) -> Result<i64, LakeError> {
+        crash_point(&format!("{}.after_upload", self.point));
+        let added = std::mem::take(&mut self.added);
+        let paths: Vec<String> = added.iter().map(|file| file.path.clone()).collect();
         let commit = Commit {
             kind,
-            added: files.iter().map(|file| file.record.clone()).collect(),
+            added,
             removed,
             checkpoint,
         };
-        Ok::<_, LakeError>(catalog.commit(commit).await?)
-    }
-    .await;
-    match committed {
-        Ok(id) => {
-            crash_point(&format!("{point}.after_commit"));
-            Ok(id)
-        }
-        Err(error) => {
-            // Nothing went live: take the uploads back now rather than at the next start.
-            // If this fails too, they stay staged and [`recover`] deletes them.
-            if delete_objects(store, &staged).await.is_ok() {
-                let _ = catalog.forget_staged(&staged).await;
+        match self.catalog.commit(commit).await {
+            Ok(id) => {
+                crash_point(&format!("{}.after_commit", self.point));
+                Ok(id)
             }
-            Err(error)
+            Err(error) => {
+                self.forget(&paths).await;
+                Err(error.into())
+            }
+        }
+    }
+
+    /// Gives the commit up: takes back every file added so far.
+    pub async fn abort(mut self) {
+        self.abandon(&[]).await;
+    }
+
+    /// Takes back the uploads of a failed step and of every step before it.
+    async fn abandon(&mut self, failed: &[NewFile]) {
+        let mut paths: Vec<String> = self.added.drain(..).map(|file| file.path).collect();
+        paths.extend(failed.iter().map(|file| file.record.path.clone()));
+        self.forget(&paths).await;
+    }
+
+    async fn forget(&self, paths: &[String]) {
+        // Nothing went live: take the uploads back now rather than at the next start. If this
+        // fails too, they stay staged and [`recover`] deletes them.
+        if delete_objects(self.store, paths).await.is_ok() {
+            let _ = self.catalog.forget_staged(paths).await;
         }
     }
 }

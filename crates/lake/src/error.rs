@@ -42,6 +42,9 @@ pub enum LakeError {
     /// The pipeline failed (its dedup store); bad events are quarantined, not errors.
     #[error(transparent)]
     Pipeline(#[from] tributary_pipeline::PipelineError),
+    /// A replay's row predicate could not be evaluated (the message says why).
+    #[error("replay predicate: {0}")]
+    Predicate(String),
     /// A blocking worker panicked or was cancelled.
     #[error("lake worker stopped: {0}")]
     Worker(String),

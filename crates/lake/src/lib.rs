@@ -27,6 +27,8 @@ pub mod fault;
 pub mod layout;
 pub mod lifecycle;
 pub mod parquet_io;
+pub mod replay;
+mod routing;
 pub mod schema;
 mod store;
 pub mod telemetry;

@@ -22,25 +22,20 @@ use arrow::datatypes::SchemaRef;
 use object_store::ObjectStore;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use tributary_catalog::{Catalog, CommitKind, ConsumerCheckpoint, DataFile, Partition, TableInfo};
+use tributary_catalog::{Catalog, CommitKind, ConsumerCheckpoint, TableInfo};
 use tributary_model::{Event, now_micros};
 use tributary_pipeline::dedup::DedupStore;
 use tributary_pipeline::{Outcome, Pipeline, StreamPosition};
 use tributary_stream::{ReadBatch, ReadLimits, ShardId, StartPosition, Stream};
 
-use crate::buffer::{CuratedBuffer, QuarantineBuffer, QuarantineRow, RawBuffer, RawRow, RowStats};
-use crate::commit::{NewFile, publish};
+use crate::buffer::{RawBuffer, RawRow};
+use crate::commit::publish;
 use crate::config::LakeConfig;
 use crate::error::LakeError;
-use crate::family::FamilyRules;
-use crate::layout::{
-    curated_partition, day_of, hour_of, new_file_path, quarantine_partition, raw_partition,
-};
-use crate::parquet_io::{ParquetOptions, encode, writer_properties};
-use crate::schema::{
-    curated_file_schema, events_table, quarantine_file_schema, quarantine_table, raw_events_table,
-    raw_file_schema,
-};
+use crate::layout::{day_of, hour_of, raw_partition};
+use crate::parquet_io::{encode, writer_properties};
+use crate::routing::{OutcomeBuffers, Shapes, Source, new_file};
+use crate::schema::{events_table, quarantine_table, raw_events_table};
 use crate::telemetry;
 
 /// The two tables the writer fills, as registered in the catalog.
@@ -118,11 +113,7 @@ pub struct LakeWriter {
     catalog: Arc<dyn Catalog>,
     store: Arc<dyn ObjectStore>,
     config: LakeConfig,
-    tables: LakeTables,
-    families: FamilyRules,
-    curated_schema: SchemaRef,
-    raw_schema: SchemaRef,
-    quarantine_schema: SchemaRef,
+    shapes: Shapes,
     pipeline: Option<PipelineStage>,
 }
 
@@ -158,16 +149,12 @@ impl LakeWriter {
         config.validate()?;
         let tables = LakeTables::ensure(catalog.as_ref(), &config).await?;
         Ok(LakeWriter {
-            families: FamilyRules::new(config.event_families.clone()),
-            curated_schema: curated_file_schema(&config.promoted_properties),
-            raw_schema: raw_file_schema(),
-            quarantine_schema: quarantine_file_schema(),
+            shapes: Shapes::new(tables, &config),
             pipeline: None,
             stream,
             catalog,
             store,
             config,
-            tables,
         })
     }
 
@@ -184,7 +171,7 @@ impl LakeWriter {
 
     /// The tables it writes.
     pub fn tables(&self) -> &LakeTables {
-        &self.tables
+        &self.shapes.tables
     }
 
     /// Where each shard resumes: the catalog's checkpoint, or the oldest retained record for a
@@ -299,7 +286,7 @@ impl LakeWriter {
                         seq: record.seq,
                         payload: &payload,
                     };
-                    buffers.raw_row(&self.raw_schema, raw);
+                    buffers.raw_row(&self.shapes.raw, raw);
                     let outcome = match (&self.pipeline, &registry) {
                         (Some(stage), Some(registry)) => {
                             let position = StreamPosition {
@@ -315,40 +302,12 @@ impl LakeWriter {
                         }
                         _ => Outcome::Curated(Box::new(event)),
                     };
-                    match outcome {
-                        Outcome::Curated(event) => {
-                            self.curate(buffers, &event, record.value.len(), shard, record.seq)
-                        }
-                        Outcome::Quarantined(event, quarantined) => {
-                            let reasons: Vec<(String, String, String)> = quarantined
-                                .reasons
-                                .into_iter()
-                                .map(|v| (v.pointer, v.rule, v.message))
-                                .collect();
-                            let row = QuarantineRow {
-                                raw: RawRow {
-                                    tenant_id: &event.tenant_id,
-                                    event_id: &event.event_id,
-                                    ts: event.ts,
-                                    received_at: event.received_at,
-                                    shard,
-                                    seq: record.seq,
-                                    payload: &payload,
-                                },
-                                event_type: &event.event_type,
-                                schema_version: quarantined.schema_version,
-                                reasons: &reasons,
-                            };
-                            buffers
-                                .quarantine
-                                .entry(day_of(event.received_at))
-                                .or_insert_with(|| {
-                                    QuarantineBuffer::new(self.quarantine_schema.clone())
-                                })
-                                .push(row)?;
-                        }
-                        Outcome::Duplicate { .. } => buffers.duplicates += 1,
-                    }
+                    let source = Source {
+                        payload: &payload,
+                        shard,
+                        seq: record.seq,
+                    };
+                    buffers.outcomes.route(&self.shapes, outcome, source)?;
                 }
                 Err(error) => {
                     // Not an event (something other than the collector wrote the stream): the
@@ -356,7 +315,7 @@ impl LakeWriter {
                     metrics::counter!(telemetry::UNDECODABLE).increment(1);
                     tracing::warn!(%error, shard, seq = record.seq, "stream record is not an event; archived raw only");
                     buffers.raw_row(
-                        &self.raw_schema,
+                        &self.shapes.raw,
                         RawRow {
                             tenant_id: "",
                             event_id: "",
@@ -376,23 +335,6 @@ impl LakeWriter {
         Ok(())
     }
 
-    /// Adds a curated event to its partition's buffer.
-    fn curate(&self, buffers: &mut Buffers, event: &Event, size: usize, shard: ShardId, seq: u64) {
-        let family = self.families.family_of(&event.event_type);
-        let key = (day_of(event.ts), family.to_string());
-        let buffer = buffers.curated.entry(key).or_insert_with(|| {
-            CuratedBuffer::new(
-                self.curated_schema.clone(),
-                &self.config.promoted_properties,
-            )
-        });
-        if let Err(error) = buffer.push(event, size) {
-            // Builders only fail on internal invariants; keep the raw copy and say so.
-            tracing::error!(%error, shard, seq, "event not curated");
-            metrics::counter!(telemetry::UNDECODABLE).increment(1);
-        }
-    }
-
     /// Writes every buffered partition and commits the files with the checkpoint.
     async fn flush(
         &self,
@@ -410,51 +352,18 @@ impl LakeWriter {
         let oldest_received = taken.oldest_received;
 
         let now = now_micros();
-        let options = ParquetOptions {
-            zstd_level: self.config.zstd_level,
-            row_group_rows: self.config.row_group_rows,
-        };
-        let events = self.tables.events.clone();
-        let raw = self.tables.raw.clone();
-        let curated_schema = self.curated_schema.clone();
-        let raw_schema = self.raw_schema.clone();
-        let quarantine = self.tables.quarantine.clone();
-        let quarantine_schema = self.quarantine_schema.clone();
+        let shapes = self.shapes.clone();
         // Sorting and encoding are CPU work: off the async workers.
         let files = tokio::task::spawn_blocking(move || {
-            let mut files = Vec::new();
-            let curated_props = writer_properties(options, &curated_schema, &["tenant_id", "ts"])?;
-            for ((day, family), buffer) in taken.curated {
-                let (batch, stats) = buffer.finish()?;
-                let contents = encode(&batch, curated_props.clone())?;
-                files.push(new_file(
-                    &events,
-                    curated_partition(day, &family),
-                    stats,
-                    contents,
-                    now,
-                ));
-            }
-            let raw_props = writer_properties(options, &raw_schema, &["tenant_id", "received_at"])?;
+            let mut files = taken.outcomes.encode(&shapes, now)?;
+            let options = shapes.options();
+            let raw_props = writer_properties(options, &shapes.raw, &["tenant_id", "received_at"])?;
             for ((day, hour), buffer) in taken.raw {
                 let (batch, stats) = buffer.finish()?;
                 let contents = encode(&batch, raw_props.clone())?;
                 files.push(new_file(
-                    &raw,
+                    &shapes.tables.raw,
                     raw_partition(day, hour),
-                    stats,
-                    contents,
-                    now,
-                ));
-            }
-            let quarantine_props =
-                writer_properties(options, &quarantine_schema, &["tenant_id", "received_at"])?;
-            for (day, buffer) in taken.quarantine {
-                let (batch, stats) = buffer.finish()?;
-                let contents = encode(&batch, quarantine_props.clone())?;
-                files.push(new_file(
-                    &quarantine,
-                    quarantine_partition(day),
                     stats,
                     contents,
                     now,
@@ -533,30 +442,6 @@ impl LakeWriter {
     }
 }
 
-fn new_file(
-    table: &TableInfo,
-    partition: Partition,
-    stats: RowStats,
-    contents: bytes::Bytes,
-    now: i64,
-) -> NewFile {
-    NewFile {
-        record: DataFile {
-            table: table.def.name.clone(),
-            path: new_file_path(&table.def.location, &partition, now),
-            partition,
-            rows: stats.rows,
-            bytes: contents.len() as u64,
-            min_ts: stats.min_ts,
-            max_ts: stats.max_ts,
-            min_tenant: stats.min_tenant,
-            max_tenant: stats.max_tenant,
-            schema_version: table.schema_version,
-        },
-        contents,
-    }
-}
-
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
@@ -602,11 +487,9 @@ async fn read_shard(
 
 /// What the writer holds between flushes.
 struct Buffers {
-    curated: HashMap<(i64, String), CuratedBuffer>,
     raw: HashMap<(i64, u8), RawBuffer>,
-    quarantine: HashMap<i64, QuarantineBuffer>,
-    /// Duplicates the pipeline dropped since the last flush.
-    duplicates: u64,
+    /// Curated and quarantined rows, duplicates counted.
+    outcomes: OutcomeBuffers,
     /// Records buffered.
     records: u64,
     /// Payload bytes buffered.
@@ -624,10 +507,8 @@ struct Buffers {
 impl Buffers {
     fn new(positions: BTreeMap<ShardId, u64>) -> Buffers {
         Buffers {
-            curated: HashMap::new(),
             raw: HashMap::new(),
-            quarantine: HashMap::new(),
-            duplicates: 0,
+            outcomes: OutcomeBuffers::default(),
             records: 0,
             raw_bytes: 0,
             oldest: None,
@@ -651,14 +532,7 @@ impl Buffers {
 
     fn over_size(&self, config: &LakeConfig) -> bool {
         self.raw_bytes >= config.max_buffer_bytes
-            || self
-                .curated
-                .values()
-                .any(|b| b.bytes() >= config.flush_bytes)
+            || self.outcomes.over(config.flush_bytes)
             || self.raw.values().any(|b| b.bytes() >= config.flush_bytes)
-            || self
-                .quarantine
-                .values()
-                .any(|b| b.bytes() >= config.flush_bytes)
     }
 }

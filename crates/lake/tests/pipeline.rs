@@ -12,93 +12,14 @@ use std::time::Duration;
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::DataType;
 use arrow::util::pretty::pretty_format_batches;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::watch;
-use tributary_catalog::{Catalog, EventSchema};
 use tributary_lake::LakeConfig;
 use tributary_lake::schema::{EVENTS, QUARANTINE, RAW_EVENTS};
 use tributary_model::Event;
-use tributary_pipeline::dedup::DedupStore;
-use tributary_pipeline::registry::{SchemaRegistry, SharedRegistry};
-use tributary_pipeline::{Pipeline, PipelineConfig};
 use tributary_stream::{Record, Stream};
 
-use common::{Lake, append, lake, new_writer, rows, run_until_caught_up, strings};
-
-const KEY: &[u8] = b"a test key of more than sixteen bytes";
-/// 2026-11-23T10:00:00Z
-const BASE: i64 = 1_795_428_000_000_000;
-
-fn config() -> LakeConfig {
-    LakeConfig {
-        flush_interval: Duration::from_millis(200),
-        ..LakeConfig::default()
-    }
-}
-
-fn order_schema() -> Value {
-    json!({
-        "type": "object",
-        "required": ["order_id", "revenue"],
-        "properties": {
-            "order_id": {"type": "string", "minLength": 1},
-            "revenue": {"type": "number"}
-        }
-    })
-}
-
-async fn pipeline(lake: &Lake) -> Arc<Pipeline> {
-    lake.catalog
-        .add_event_schema(EventSchema {
-            event_type: "track:Order Completed".into(),
-            version: 1,
-            schema: order_schema(),
-            forced: false,
-            created_at: 0,
-        })
-        .await
-        .unwrap();
-    let registry = SchemaRegistry::load(lake.catalog.as_ref()).await.unwrap();
-    Arc::new(
-        Pipeline::new(
-            &PipelineConfig::default(),
-            SharedRegistry::new(registry),
-            KEY,
-        )
-        .unwrap(),
-    )
-}
-
-fn dedup(lake: &Lake) -> DedupStore {
-    DedupStore::open(
-        lake.lake_dir.with_file_name("dedup.log"),
-        Duration::from_secs(86_400),
-    )
-    .unwrap()
-}
-
-fn event(id: &str, event_type: &str, properties: Value) -> Event {
-    serde_json::from_value(json!({
-        "event_id": id, "tenant_id": "acme", "anonymous_id": "anon-1", "session_id": "s-1",
-        "event_type": event_type, "ts": BASE, "received_at": BASE + 1000,
-        "context": {
-            "ip": "198.51.100.77",
-            "user_agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
-            "page": {"url": "https://shop.example.com/p/1?utm_source=news&utm_medium=email",
-                     "referrer": "https://www.google.com/search?q=shoes"},
-            "traits": {"email": "ann.secret@example.org"}
-        },
-        "properties": properties,
-    }))
-    .unwrap()
-}
-
-async fn run_with_pipeline(lake: &Lake, pipeline: &Arc<Pipeline>) {
-    let writer = new_writer(lake, config())
-        .await
-        .with_pipeline(Arc::clone(pipeline), Some(dedup(lake)));
-    run_until_caught_up(lake, writer).await;
-}
+use common::{append, dedup, event, lake, new_writer, pipeline, rows, run_with_pipeline, strings};
 
 /// Every value of every non-time column as text: what a grep of the decoded files sees.
 /// (Timestamps are left out: formatting a "UTC" zone needs chrono-tz, and they hold no PII.)

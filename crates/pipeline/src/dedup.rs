@@ -59,6 +59,9 @@ pub struct DedupStore {
     records_in_file: usize,
     /// Keys added since the last expiry pass.
     added_since_expiry: usize,
+    /// Held (an exclusive `flock` on `<path>.lock`) while the store is open: two processes
+    /// appending to one store would each miss the other's keys.
+    _lock: File,
 }
 
 fn key(tenant: &str, event_id: &str) -> u128 {
@@ -111,6 +114,7 @@ impl DedupStore {
             path: path.display().to_string(),
             message,
         };
+        let lock = lock(&path)?;
         let window_micros = i64::try_from(window.as_micros()).unwrap_or(i64::MAX);
         let mut seen = HashMap::new();
         let mut newest = i64::MIN;
@@ -146,6 +150,7 @@ impl DedupStore {
             window_micros,
             newest,
             added_since_expiry: 0,
+            _lock: lock,
         })
     }
 
@@ -226,6 +231,31 @@ impl DedupStore {
             path: self.path.display().to_string(),
             message: format!("{what}: {error}"),
         }
+    }
+}
+
+/// Takes the store's lock file, or says who has it.
+fn lock(path: &Path) -> Result<File, PipelineError> {
+    let lock_path = path.with_extension("lock");
+    let fail = |message: String| PipelineError::Dedup {
+        path: lock_path.display().to_string(),
+        message,
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|error| fail(format!("creating: {error}")))?;
+    }
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|error| fail(format!("opening: {error}")))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(PipelineError::DedupInUse {
+            path: path.display().to_string(),
+        }),
+        Err(std::fs::TryLockError::Error(error)) => Err(fail(format!("locking: {error}"))),
     }
 }
 
@@ -311,6 +341,21 @@ mod tests {
             std::fs::metadata(&path).unwrap().len() % RECORD_BYTES as u64,
             0
         );
+    }
+
+    #[test]
+    fn one_process_at_a_time_has_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dedup.log");
+        let window = Duration::from_secs(3600);
+        let store = DedupStore::open(&path, window).unwrap();
+        let second = DedupStore::open(&path, window);
+        assert!(
+            matches!(second, Err(PipelineError::DedupInUse { .. })),
+            "{second:?}"
+        );
+        drop(store);
+        DedupStore::open(&path, window).expect("free again once the first is closed");
     }
 
     #[test]

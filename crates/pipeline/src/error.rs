@@ -39,6 +39,15 @@ pub enum PipelineError {
     /// The schema registry's storage failed.
     #[error("schema registry: {0}")]
     Registry(String),
+    /// Another process (a running `tributary serve`, or a replay) has the dedup store open.
+    #[error(
+        "dedup store {path} is in use by another process (a running `tributary serve`, or \
+         another replay); stop it and try again"
+    )]
+    DedupInUse {
+        /// The store's file.
+        path: String,
+    },
     /// The dedup store failed.
     #[error("dedup store {path}: {message}")]
     Dedup {

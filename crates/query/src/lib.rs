@@ -35,7 +35,7 @@
 //!
 //! Module map: [`scope`] (who sees what), [`config`] (`[query]` section), [`provider`]
 //! (`LakeTable`), `pruning`/`time_range` (file pruning), [`tenant`] (the barrier), `session`
-//! (DataFusion setup), [`engine`] (limits, timeout, entry points), [`format`](mod@format) (JSON, CSV,
+//! (DataFusion setup), [`predicate`] (a SQL `WHERE` on batches, for replays), [`engine`] (limits, timeout, entry points), [`format`](mod@format) (JSON, CSV,
 //! Arrow), [`http`] (the endpoint), [`error`], [`stats`], [`telemetry`].
 //!
 //! ## SQL over the event model
@@ -51,6 +51,7 @@ pub mod engine;
 pub mod error;
 pub mod format;
 pub mod http;
+pub mod predicate;
 pub mod provider;
 mod pruning;
 pub mod scope;

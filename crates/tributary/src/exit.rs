@@ -13,6 +13,7 @@
 use std::fmt;
 use std::process::ExitCode;
 
+use tributary_pipeline::PipelineError;
 use tributary_stream::{StreamError, StreamErrorKind};
 
 use crate::config::ConfigError;
@@ -41,6 +42,9 @@ impl std::error::Error for UsageError {}
 pub fn code_for(error: &anyhow::Error) -> u8 {
     for cause in error.chain() {
         if cause.is::<UsageError>() || cause.is::<ConfigError>() {
+            return USAGE;
+        }
+        if let Some(PipelineError::DedupInUse { .. }) = cause.downcast_ref::<PipelineError>() {
             return USAGE;
         }
         if let Some(stream) = cause.downcast_ref::<StreamError>() {

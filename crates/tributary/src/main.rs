@@ -8,6 +8,8 @@
 //! tributary keys … ────▶ keys.rs ───▶ <data_dir>/keys.json
 //! tributary stream … ──▶ inspect.rs ─▶ the same log, opened for inspection
 //! tributary bench … ───▶ bench/ ─────▶ fresh logs in a scratch directory
+//! tributary replay … ───▶ replay.rs ─▶ tributary_lake::replay (pipeline again, one commit)
+//! tributary verify ─────▶ verify.rs ─▶ SQL: raw = curated + quarantined + deduplicated
 //! tributary config show ─▶ config.rs (defaults ◀ file ◀ TRIBUTARY_* ◀ flags)
 //! ```
 //!
@@ -24,10 +26,12 @@ mod logging;
 mod output;
 mod pipeline_setup;
 mod query;
+mod replay;
 mod runtime;
 mod sample_traffic;
 mod schemas;
 mod serve;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -137,6 +141,27 @@ Examples:
 Exit 2 when the schema is invalid or not backward compatible (the message names what breaks)."
     )]
     Schemas(schemas::SchemasCommand),
+    /// Run stored events through the pipeline again, swapping the result into the lake in one
+    /// commit: quarantined events after a schema fix, or a range of the raw archive.
+    #[command(
+        subcommand,
+        after_help = "\
+Examples:
+  tributary replay quarantine --where \"event_type = 'track:Order Completed'\"
+  tributary replay quarantine --where \"dt >= '2026-11-20' AND tenant_id = 'acme'\" --json
+  tributary replay raw --since 2026-11-23T10:00:00Z --until 2026-11-23T12:00:00Z
+Replays are idempotent: run one twice and the second changes nothing (same counts). With dedup
+on (the default) stop `tributary serve` first: they share its dedup store (exit 2 if it is held)."
+    )]
+    Replay(replay::ReplayCommand),
+    /// Reconcile the lake with its raw archive: per hour and tenant, raw = curated + quarantined
+    /// + deduplicated. Read-only (works beside `serve`); exit 1 when any hour has a gap.
+    #[command(after_help = "\
+Examples:
+  tributary verify --since 2026-11-23 --until 2026-11-24
+  tributary verify --since 2026-11-23T10:00:00Z --until 2026-11-23T11:00:00Z --tenant acme --json
+  tributary verify --since 2026-11-01 --until 2026-12-01 --gaps-only || echo \"gap found\"")]
+    Verify(verify::VerifyArgs),
     /// Benchmarks. Each prints a table for people, then one JSON line with every figure.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -177,6 +202,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench(command) => bench::run(&loaded.config, command),
         Command::Query(args) => query::run(&loaded.config, args),
         Command::Schemas(command) => schemas::run(&loaded.config, command),
+        Command::Replay(command) => replay::run(&loaded.config, command),
+        Command::Verify(args) => verify::run(&loaded.config, args),
         Command::Config(ConfigCommand::Show(args)) => show_config(&loaded, args.json),
     }
 }
