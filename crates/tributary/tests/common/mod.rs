@@ -387,6 +387,17 @@ impl Server {
 
     /// SIGTERM, then asserts a clean exit (code 0, stream closed cleanly); returns the log.
     pub fn stop(mut self) -> String {
+        self.stop_cleanly()
+    }
+
+    /// Like [`Server::stop`], returning the setup to run commands on (or start a server again
+    /// on) the same data directory.
+    pub fn stop_keeping_data(mut self) -> Setup {
+        self.stop_cleanly();
+        self.setup.take().unwrap()
+    }
+
+    fn stop_cleanly(&mut self) -> String {
         let mut child = self.child.take().unwrap();
         sigterm(&child);
         let started = Instant::now();
