@@ -12,8 +12,10 @@
 //!
 //! Files go live through the catalog's commit protocol ([`commit`]): staged, uploaded, then
 //! committed together with the consumer checkpoint, so a crash at any point leaves neither a
-//! missing nor a duplicated event. [`compaction`] merges small files into target-size ones and
-//! [`lifecycle`] drops partitions past retention. Storage goes through `object_store`: local disk
+//! missing nor a duplicated event. [`replay`] runs stored events (quarantine, or a range of the
+//! raw archive) through the pipeline again and swaps the result in with one commit.
+//! [`compaction`] merges small files into target-size ones and [`lifecycle`] drops partitions
+//! past retention. Storage goes through `object_store`: local disk
 //! now ([`local_store`]), S3 without code changes.
 #![deny(missing_docs)]
 
