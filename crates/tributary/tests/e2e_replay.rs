@@ -65,6 +65,7 @@ fn write_schema(root: &Path, name: &str, revenue: Value) -> String {
             "properties": {"order_id": {"type": "string"}, "revenue": revenue}
         }
     });
+    #[allow(clippy::disallowed_methods)] // a test fixture, not durable data
     std::fs::write(&path, document.to_string()).unwrap();
     path.display().to_string()
 }
