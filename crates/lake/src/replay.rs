@@ -28,6 +28,7 @@ use std::sync::Arc;
 
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray, TimestampMicrosecondArray,
+    UInt32Array, UInt64Array,
 };
 use arrow::compute::{concat_batches, filter_record_batch};
 use arrow::datatypes::{
@@ -211,14 +212,7 @@ impl Replayer {
         run: &mut Run<'_>,
     ) -> Result<Vec<bool>, LakeError> {
         let payload = string_column(batch, "payload")?;
-        let shard = batch
-            .column_by_name("shard")
-            .and_then(|c| c.as_primitive_opt::<UInt32Type>())
-            .ok_or_else(|| missing("shard"))?;
-        let seq = batch
-            .column_by_name("seq")
-            .and_then(|c| c.as_primitive_opt::<UInt64Type>())
-            .ok_or_else(|| missing("seq"))?;
+        let (shard, seq) = positions(batch)?;
         let version = batch
             .column_by_name("schema_version")
             .and_then(|c| c.as_primitive_opt::<UInt32Type>())
@@ -363,14 +357,7 @@ impl Replayer {
         let tenant = string_column(batch, "tenant_id")?;
         let payload = string_column(batch, "payload")?;
         let received = timestamp_column(batch, "received_at")?;
-        let shard = batch
-            .column_by_name("shard")
-            .and_then(|c| c.as_primitive_opt::<UInt32Type>())
-            .ok_or_else(|| missing("shard"))?;
-        let seq = batch
-            .column_by_name("seq")
-            .and_then(|c| c.as_primitive_opt::<UInt64Type>())
-            .ok_or_else(|| missing("seq"))?;
+        let (shard, seq) = positions(batch)?;
         let mut rows: Vec<usize> = (0..batch.num_rows())
             // An empty tenant marks a record that never was an event: raw only, by design.
             .filter(|&row| range.contains(received.value(row)) && !tenant.value(row).is_empty())
@@ -611,6 +598,19 @@ fn batch_stats(batch: &RecordBatch, time: &str, tenant: &str) -> Result<RowStats
             .unwrap_or_default()
             .to_string(),
     })
+}
+
+/// The `shard` and `seq` columns: where each row's record is in the stream.
+fn positions(batch: &RecordBatch) -> Result<(&UInt32Array, &UInt64Array), LakeError> {
+    let shard = batch
+        .column_by_name("shard")
+        .and_then(|c| c.as_primitive_opt::<UInt32Type>())
+        .ok_or_else(|| missing("shard"))?;
+    let seq = batch
+        .column_by_name("seq")
+        .and_then(|c| c.as_primitive_opt::<UInt64Type>())
+        .ok_or_else(|| missing("seq"))?;
+    Ok((shard, seq))
 }
 
 fn missing(column: &str) -> LakeError {

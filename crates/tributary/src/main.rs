@@ -18,6 +18,7 @@
 
 mod bench;
 mod config;
+mod existing_lake;
 mod exit;
 mod inspect;
 mod keys;

@@ -15,11 +15,10 @@ use anyhow::{Context, Result, bail};
 use arrow::array::RecordBatch;
 use clap::{Args, ValueEnum};
 use futures::StreamExt;
-use tributary_catalog::{Catalog, EmbeddedCatalog};
-use tributary_lake::local_store;
 use tributary_query::{Format, QueryEngine, QueryError, Scope};
 
 use crate::config::Config;
+use crate::existing_lake;
 use crate::exit::{FAILURE, OK};
 use crate::runtime;
 
@@ -58,14 +57,7 @@ pub enum OutputFormat {
 
 /// Runs the query; exit 1 when it fails (the message says why).
 pub fn run(config: &Config, args: &QueryArgs) -> Result<ExitCode> {
-    let catalog_path = config.catalog_path();
-    if !catalog_path.exists() {
-        bail!(
-            "no catalog at {} — run `tributary serve --data {}` first (it creates the lake)",
-            catalog_path.display(),
-            config.data_dir.display()
-        );
-    }
+    existing_lake::require(config, "query")?;
     if args.format == OutputFormat::Parquet
         && args.output.is_none()
         && std::io::stdout().is_terminal()
@@ -74,11 +66,7 @@ pub fn run(config: &Config, args: &QueryArgs) -> Result<ExitCode> {
     }
     let runtime = runtime::build(runtime::server_workers())?;
     runtime.block_on(async {
-        let catalog: Arc<dyn Catalog> = Arc::new(
-            EmbeddedCatalog::open(&catalog_path)
-                .with_context(|| format!("opening the catalog {}", catalog_path.display()))?,
-        );
-        let store = local_store(&config.lake_dir()).context("opening the lake")?;
+        let (catalog, store) = existing_lake::open(config)?;
         let engine = QueryEngine::new(catalog, store, config.query.clone())
             .context("starting the SQL engine")?;
         let scope = match &args.tenant {

@@ -6,15 +6,11 @@
 //! store in use. It only reads the configuration, so the pipeline it runs (schemas, privacy
 //! key, enrichment) is the one `serve` runs.
 
-use std::io::IsTerminal;
-use std::process::ExitCode;
-use std::sync::Arc;
-
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use tributary_catalog::{Catalog, EmbeddedCatalog};
-use tributary_lake::local_store;
+use std::io::IsTerminal;
+use std::process::ExitCode;
 use tributary_lake::replay::{
     ReceivedRange, ReplayProgress, ReplaySummary, Replayer, quarantine_filter_schema,
 };
@@ -23,7 +19,7 @@ use tributary_query::predicate::SqlRowFilter;
 use crate::config::Config;
 use crate::exit::{OK, UsageError};
 use crate::output::{self, Table};
-use crate::{pipeline_setup, runtime};
+use crate::{existing_lake, pipeline_setup, runtime};
 
 /// `tributary replay` subcommands.
 #[derive(Debug, Subcommand)]
@@ -64,14 +60,7 @@ pub struct RawArgs {
 
 /// Runs a `replay` subcommand; exit 0 on success (also when there was nothing to replay).
 pub fn run(config: &Config, command: &ReplayCommand) -> Result<ExitCode> {
-    let catalog_path = config.catalog_path();
-    if !catalog_path.exists() {
-        bail!(
-            "no catalog at {} — nothing to replay (run `tributary serve --data {}` first)",
-            catalog_path.display(),
-            config.data_dir.display()
-        );
-    }
+    existing_lake::require(config, "replay")?;
     // Check the arguments before any work: a typo should not cost a pipeline start.
     let range = match command {
         ReplayCommand::Raw(args) => Some(ReceivedRange {
@@ -89,11 +78,7 @@ pub fn run(config: &Config, command: &ReplayCommand) -> Result<ExitCode> {
     };
     let runtime = runtime::build(runtime::server_workers())?;
     let summary = runtime.block_on(async {
-        let catalog: Arc<dyn Catalog> = Arc::new(
-            EmbeddedCatalog::open(&catalog_path)
-                .with_context(|| format!("opening the catalog {}", catalog_path.display()))?,
-        );
-        let store = local_store(&config.lake_dir()).context("opening the lake")?;
+        let (catalog, store) = existing_lake::open(config)?;
         let (pipeline, dedup) = pipeline_setup::build(config, catalog.as_ref()).await?;
         let mut replayer = Replayer::new(catalog, store, &config.lake, pipeline, dedup)
             .await

@@ -19,19 +19,17 @@
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Int64Type, TimestampMicrosecondType};
 use clap::Args;
 use futures::StreamExt;
 use serde::Serialize;
-use tributary_catalog::{Catalog, EmbeddedCatalog};
-use tributary_lake::local_store;
 use tributary_query::{QueryEngine, Scope};
 
 use crate::config::Config;
+use crate::existing_lake;
 use crate::exit::{FAILURE, OK, UsageError};
 use crate::output::{self, Table};
 use crate::replay::parse_time;
@@ -101,23 +99,12 @@ pub fn run(config: &Config, args: &VerifyArgs) -> Result<ExitCode> {
     if until <= since {
         return Err(UsageError("--until must be after --since".into()).into());
     }
-    let catalog_path = config.catalog_path();
-    if !catalog_path.exists() {
-        bail!(
-            "no catalog at {} — nothing to verify (run `tributary serve --data {}` first)",
-            catalog_path.display(),
-            config.data_dir.display()
-        );
-    }
+    existing_lake::require(config, "verify")?;
     // Retries are dropped against a copy at most one dedup window older.
     let window = i64::try_from(config.pipeline.dedup.window.as_micros()).unwrap_or(i64::MAX);
     let runtime = runtime::build(runtime::server_workers())?;
     let counts = runtime.block_on(async {
-        let catalog: Arc<dyn Catalog> = Arc::new(
-            EmbeddedCatalog::open(&catalog_path)
-                .with_context(|| format!("opening the catalog {}", catalog_path.display()))?,
-        );
-        let store = local_store(&config.lake_dir()).context("opening the lake")?;
+        let (catalog, store) = existing_lake::open(config)?;
         let engine = QueryEngine::new(catalog, store, config.query.clone())
             .context("starting the SQL engine")?;
         let scope = match &args.tenant {
