@@ -202,6 +202,26 @@ impl Replayer {
         run.finish(&self.shapes, self.dedup.as_mut(), result).await
     }
 
+    /// Decodes a stored payload and runs it through the pipeline as read at `position`; `None`
+    /// (counted as unreadable) when the payload is not an event.
+    fn reprocess(
+        &mut self,
+        registry: &SchemaRegistry,
+        payload: &str,
+        position: StreamPosition,
+        run: &mut Run<'_>,
+    ) -> Result<Option<Outcome>, LakeError> {
+        let Ok(event) = serde_json::from_str::<Event>(payload) else {
+            run.summary.unreadable += 1;
+            return Ok(None);
+        };
+        run.summary.events += 1;
+        let outcome = self
+            .pipeline
+            .process(registry, event, position, self.dedup.as_mut())?;
+        Ok(Some(outcome))
+    }
+
     /// Runs the chosen rows of one quarantine batch through the pipeline; returns, per row,
     /// whether it stays in its file as it is.
     fn replay_quarantined(
@@ -223,18 +243,13 @@ impl Replayer {
                 continue;
             }
             let text = payload.value(row);
-            let Ok(event) = serde_json::from_str::<Event>(text) else {
-                run.summary.unreadable += 1;
-                continue;
-            };
-            run.summary.events += 1;
             let position = StreamPosition {
                 shard: shard.value(row),
                 seq: seq.value(row),
             };
-            let outcome = self
-                .pipeline
-                .process(registry, event, position, self.dedup.as_mut())?;
+            let Some(outcome) = self.reprocess(registry, text, position, run)? else {
+                continue;
+            };
             let old_version = version.is_valid(row).then(|| version.value(row));
             if let Outcome::Quarantined(_, quarantined) = &outcome {
                 // Same schema version, same event: the same reasons. Leave the row alone
@@ -365,18 +380,13 @@ impl Replayer {
         rows.sort_by_key(|&row| (received.value(row), shard.value(row), seq.value(row)));
         for row in rows {
             let text = payload.value(row);
-            let Ok(event) = serde_json::from_str::<Event>(text) else {
-                run.summary.unreadable += 1;
-                continue;
-            };
-            run.summary.events += 1;
             let position = StreamPosition {
                 shard: shard.value(row),
                 seq: seq.value(row),
             };
-            let outcome = self
-                .pipeline
-                .process(registry, event, position, self.dedup.as_mut())?;
+            let Some(outcome) = self.reprocess(registry, text, position, run)? else {
+                continue;
+            };
             let source = Source {
                 payload: text,
                 shard: position.shard,
