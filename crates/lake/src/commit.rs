@@ -22,7 +22,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use tributary_catalog::{Catalog, Commit, CommitKind, ConsumerCheckpoint, DataFile};
+use tributary_catalog::{
+    Catalog, Commit, CommitKind, ConsumerCheckpoint, DataFile, Partition, TableInfo,
+};
+
+use crate::buffer::RowStats;
+use crate::layout::new_file_path;
 
 use crate::error::LakeError;
 use crate::fault::crash_point;
@@ -34,6 +39,44 @@ pub struct NewFile {
     pub record: DataFile,
     /// The encoded Parquet file.
     pub contents: Bytes,
+}
+
+/// A new file of `table` in `partition`, with the catalog record its rows' `stats` give.
+pub fn new_file(
+    table: &TableInfo,
+    partition: Partition,
+    stats: RowStats,
+    contents: bytes::Bytes,
+    now: i64,
+) -> NewFile {
+    new_file_versioned(table, table.schema_version, partition, stats, contents, now)
+}
+
+/// Like [`new_file`], for a file written with an older schema version of its table (a
+/// rewritten file keeps the columns it had).
+pub fn new_file_versioned(
+    table: &TableInfo,
+    schema_version: u32,
+    partition: Partition,
+    stats: RowStats,
+    contents: bytes::Bytes,
+    now: i64,
+) -> NewFile {
+    NewFile {
+        record: DataFile {
+            table: table.def.name.clone(),
+            path: new_file_path(&table.def.location, &partition, now),
+            partition,
+            rows: stats.rows,
+            bytes: contents.len() as u64,
+            min_ts: stats.min_ts,
+            max_ts: stats.max_ts,
+            min_tenant: stats.min_tenant,
+            max_tenant: stats.max_tenant,
+            schema_version,
+        },
+        contents,
+    }
 }
 
 /// Stages, uploads and commits `files` (removing `removed` and moving `checkpoint` in the same

@@ -47,11 +47,11 @@ use tributary_pipeline::registry::SchemaRegistry;
 use tributary_pipeline::{Outcome, Pipeline, StreamPosition};
 
 use crate::buffer::RowStats;
-use crate::commit::{NewFile, PendingCommit};
+use crate::commit::{NewFile, PendingCommit, new_file_versioned};
 use crate::config::LakeConfig;
 use crate::error::LakeError;
 use crate::parquet_io::{encode, read_all, writer_properties};
-use crate::routing::{OutcomeBuffers, Shapes, Source, new_file_versioned};
+use crate::routing::{OutcomeBuffers, Shapes, Source};
 use crate::schema::{EVENTS, QUARANTINE, RAW_EVENTS, quarantine_file_schema};
 use crate::writer::LakeTables;
 

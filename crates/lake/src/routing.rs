@@ -6,16 +6,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
-use tributary_catalog::{DataFile, Partition, TableInfo};
 use tributary_model::Event;
 use tributary_pipeline::Outcome;
 
-use crate::buffer::{CuratedBuffer, QuarantineBuffer, QuarantineRow, RawRow, RowStats};
-use crate::commit::NewFile;
+use crate::buffer::{CuratedBuffer, QuarantineBuffer, QuarantineRow, RawRow};
+use crate::commit::{NewFile, new_file};
 use crate::config::LakeConfig;
 use crate::error::LakeError;
 use crate::family::FamilyRules;
-use crate::layout::{curated_partition, day_of, new_file_path, quarantine_partition};
+use crate::layout::{curated_partition, day_of, quarantine_partition};
 use crate::parquet_io::{ParquetOptions, encode, writer_properties};
 use crate::schema::{curated_file_schema, quarantine_file_schema, raw_file_schema};
 use crate::telemetry;
@@ -186,43 +185,5 @@ impl OutcomeBuffers {
             ));
         }
         Ok(files)
-    }
-}
-
-/// A new file of `table` in `partition`, with the catalog record its rows' `stats` give.
-pub(crate) fn new_file(
-    table: &TableInfo,
-    partition: Partition,
-    stats: RowStats,
-    contents: bytes::Bytes,
-    now: i64,
-) -> NewFile {
-    new_file_versioned(table, table.schema_version, partition, stats, contents, now)
-}
-
-/// Like [`new_file`], for a file written with an older schema version of its table (a
-/// rewritten file keeps the columns it had).
-pub(crate) fn new_file_versioned(
-    table: &TableInfo,
-    schema_version: u32,
-    partition: Partition,
-    stats: RowStats,
-    contents: bytes::Bytes,
-    now: i64,
-) -> NewFile {
-    NewFile {
-        record: DataFile {
-            table: table.def.name.clone(),
-            path: new_file_path(&table.def.location, &partition, now),
-            partition,
-            rows: stats.rows,
-            bytes: contents.len() as u64,
-            min_ts: stats.min_ts,
-            max_ts: stats.max_ts,
-            min_tenant: stats.min_tenant,
-            max_tenant: stats.max_tenant,
-            schema_version,
-        },
-        contents,
     }
 }

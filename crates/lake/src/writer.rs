@@ -29,12 +29,12 @@ use tributary_pipeline::{Outcome, Pipeline, StreamPosition};
 use tributary_stream::{ReadBatch, ReadLimits, ShardId, StartPosition, Stream};
 
 use crate::buffer::{RawBuffer, RawRow};
-use crate::commit::publish;
+use crate::commit::{new_file, publish};
 use crate::config::LakeConfig;
 use crate::error::LakeError;
 use crate::layout::{day_of, hour_of, raw_partition};
 use crate::parquet_io::{encode, writer_properties};
-use crate::routing::{OutcomeBuffers, Shapes, Source, new_file};
+use crate::routing::{OutcomeBuffers, Shapes, Source};
 use crate::schema::{events_table, quarantine_table, raw_events_table};
 use crate::telemetry;
 

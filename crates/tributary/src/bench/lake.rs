@@ -38,9 +38,9 @@ use tokio::runtime::{Handle, Runtime};
 use tokio::sync::watch;
 use tributary_catalog::{Catalog, CommitKind, DataFile, EmbeddedCatalog, TableInfo};
 use tributary_lake::buffer::CuratedBuffer;
-use tributary_lake::commit::{NewFile, publish};
+use tributary_lake::commit::{NewFile, new_file, publish};
 use tributary_lake::family::FamilyRules;
-use tributary_lake::layout::{curated_partition, day_of, new_file_path};
+use tributary_lake::layout::{curated_partition, day_of};
 use tributary_lake::parquet_io::{ParquetOptions, encode, writer_properties};
 use tributary_lake::schema::{EVENTS, RAW_EVENTS, curated_file_schema};
 use tributary_lake::{LakeConfig, LakeTables, LakeWriter, compaction, local_store};
@@ -914,21 +914,7 @@ fn encode_and_commit(
             }
             let (batch, stats) = buffer.finish()?;
             let contents = encode(&batch, properties.clone())?;
-            pending.push(NewFile {
-                record: DataFile {
-                    table: table.def.name.clone(),
-                    path: new_file_path(&table.def.location, &partition, now_micros()),
-                    partition,
-                    rows: stats.rows,
-                    bytes: contents.len() as u64,
-                    min_ts: stats.min_ts,
-                    max_ts: stats.max_ts,
-                    min_tenant: stats.min_tenant,
-                    max_tenant: stats.max_tenant,
-                    schema_version: table.schema_version,
-                },
-                contents,
-            });
+            pending.push(new_file(table, partition, stats, contents, now_micros()));
         }
         windows += 1;
         if windows % windows_per_commit == 0 {
