@@ -226,14 +226,7 @@ pub fn run(config: &Config, args: &LakeBenchArgs) -> Result<ExitCode> {
     } else {
         FULL_EVENTS
     });
-    let parent = args
-        .dir
-        .clone()
-        .unwrap_or_else(|| config.data_dir.join("bench"));
-    let scratch = Scratch::create(
-        &parent,
-        &format!("lake-{}-{}", std::process::id(), now_micros()),
-    )?;
+    let (scratch, parent) = Scratch::for_run(config, args.dir.as_deref(), "lake")?;
     let machine = Machine::detect(scratch.path());
     warn_debug_build(&machine, "lake");
     let runtime = runtime::build(machine.cores)?;

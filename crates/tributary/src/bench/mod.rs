@@ -46,16 +46,7 @@ impl LogArgs {
     /// where fsync reaches no disk. `bench` names the benchmark in the messages. Returns the
     /// scratch directory, its parent (reported in the JSON line) and the machine.
     pub fn prepare(&self, config: &Config, bench: &str) -> Result<(Scratch, PathBuf, Machine)> {
-        let parent = self
-            .dir
-            .clone()
-            .unwrap_or_else(|| config.data_dir.join("bench"));
-        let name = format!(
-            "{bench}-{}-{}",
-            std::process::id(),
-            tributary_model::now_micros()
-        );
-        let scratch = Scratch::create(&parent, &name)?;
+        let (scratch, parent) = Scratch::for_run(config, self.dir.as_deref(), bench)?;
         let machine = Machine::detect(scratch.path());
         if machine.build == "debug" {
             eprintln!(
@@ -348,6 +339,18 @@ pub struct Scratch {
 }
 
 impl Scratch {
+    /// The scratch directory of one run of benchmark `bench`: a fresh `<bench>-<pid>-<µs>`
+    /// under `dir`, else under `<data_dir>/bench`. Returns it and its parent.
+    pub fn for_run(config: &Config, dir: Option<&Path>, bench: &str) -> Result<(Scratch, PathBuf)> {
+        let parent = dir.map_or_else(|| config.data_dir.join("bench"), Path::to_path_buf);
+        let name = format!(
+            "{bench}-{}-{}",
+            std::process::id(),
+            tributary_model::now_micros()
+        );
+        Ok((Scratch::create(&parent, &name)?, parent))
+    }
+
     /// Creates `parent/name`, and `parent` if needed.
     pub fn create(parent: &Path, name: &str) -> Result<Scratch> {
         let path = parent.join(name);

@@ -121,14 +121,7 @@ pub fn run(config: &Config, args: &PipelineBenchArgs) -> Result<ExitCode> {
     } else {
         FULL_EVENTS
     });
-    let parent = args
-        .dir
-        .clone()
-        .unwrap_or_else(|| config.data_dir.join("bench"));
-    let scratch = Scratch::create(
-        &parent,
-        &format!("pipeline-{}-{}", std::process::id(), now_micros()),
-    )?;
+    let (scratch, _) = Scratch::for_run(config, args.dir.as_deref(), "pipeline")?;
     let machine = Machine::detect(scratch.path());
     warn_debug_build(&machine, "pipeline");
     let runtime = runtime::build(machine.cores)?;

@@ -245,18 +245,7 @@ pub fn run(config: &Config, args: &QueryBenchArgs) -> Result<ExitCode> {
     } else {
         FULL_EVENTS
     });
-    let parent = args
-        .dir
-        .clone()
-        .unwrap_or_else(|| config.data_dir.join("bench"));
-    let scratch = Scratch::create(
-        &parent,
-        &format!(
-            "query-{}-{}",
-            std::process::id(),
-            tributary_model::now_micros()
-        ),
-    )?;
+    let (scratch, parent) = Scratch::for_run(config, args.dir.as_deref(), "query")?;
     let machine = Machine::detect(scratch.path());
     warn_debug_build(&machine, "query");
     let threads = config.query.effective_target_partitions();
