@@ -47,6 +47,8 @@
 #![deny(missing_docs)]
 
 pub mod config;
+mod dictionary;
+pub mod dictionary_aggregate;
 pub mod engine;
 pub mod error;
 pub mod format;

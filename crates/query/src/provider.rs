@@ -17,6 +17,7 @@
 //! only as statistics for pruning, because the tenant barrier must run before any expression of
 //! the query sees a row.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -45,6 +46,7 @@ use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::projection::ProjectionExpr;
 use tributary_catalog::{Catalog, DataFile, TableInfo};
 
+use crate::dictionary::{dictionary_columns, file_hints, with_dictionaries};
 use crate::error::QueryError;
 use crate::pruning::{
     FileStatistics, PrunableColumns, is_partition_filter, partition_matches, pruning_predicate,
@@ -97,7 +99,10 @@ impl LakeTable {
         };
         let file_schema = tributary_lake::schema::schema_from_json(&def.schema)
             .map_err(|error| schema_error(error.to_string()))?;
-        let file_schema = with_string_views(&file_schema);
+        let file_schema = with_dictionaries(
+            &with_string_views(&file_schema),
+            dictionary_columns(&def.name),
+        );
         for column in &def.partition_columns {
             if file_schema.field_with_name(column).is_ok() {
                 return Err(schema_error(format!(
@@ -252,7 +257,11 @@ impl LakeTable {
 
     /// One file as DataFusion reads it: path, size, partition values and what the catalog
     /// knows about its contents.
-    fn partitioned_file(&self, file: &DataFile) -> PartitionedFile {
+    fn partitioned_file(
+        &self,
+        file: &DataFile,
+        hints: &HashMap<u32, SchemaRef>,
+    ) -> PartitionedFile {
         let values = self
             .columns
             .partition
@@ -273,9 +282,13 @@ impl LakeTable {
             total_byte_size: Precision::Inexact(bytes),
             column_statistics: columns,
         };
-        PartitionedFile::new(file.path.clone(), file.bytes)
+        let partitioned = PartitionedFile::new(file.path.clone(), file.bytes)
             .with_partition_values(values)
-            .with_statistics(Arc::new(statistics))
+            .with_statistics(Arc::new(statistics));
+        match hints.get(&file.schema_version) {
+            Some(hint) => partitioned.with_arrow_schema(Arc::clone(hint)),
+            None => partitioned,
+        }
     }
 
     fn column_statistics(&self, field: &Field, file: &DataFile) -> ColumnStatistics {
@@ -317,6 +330,7 @@ impl LakeTable {
         &self,
         files: &[DataFile],
         groups: usize,
+        hints: &HashMap<u32, SchemaRef>,
     ) -> Result<(Vec<FileGroup>, Statistics)> {
         let groups = groups.clamp(1, files.len().max(1));
         let mut order: Vec<&DataFile> = files.iter().collect();
@@ -337,7 +351,7 @@ impl LakeTable {
             bucket.sort_by(|a, b| a.path.cmp(&b.path));
             let members: Vec<PartitionedFile> = bucket
                 .iter()
-                .map(|file| self.partitioned_file(file))
+                .map(|file| self.partitioned_file(file, hints))
                 .collect();
             let statistics = Statistics::try_merge_iter(
                 members.iter().filter_map(|file| file.statistics.as_deref()),
@@ -352,6 +366,19 @@ impl LakeTable {
             Statistics::try_merge_iter(all.iter(), &self.schema)?
         };
         Ok((file_groups, table))
+    }
+
+    /// The Arrow schema each schema version's files are read with (see `dictionary.rs`).
+    async fn file_hints(&self) -> Result<HashMap<u32, SchemaRef>> {
+        if dictionary_columns(&self.name).is_empty() {
+            return Ok(HashMap::new());
+        }
+        let versions = self
+            .catalog
+            .schema_versions(&self.name)
+            .await
+            .map_err(|error| DataFusionError::External(Box::new(error)))?;
+        Ok(file_hints(&self.name, &versions))
     }
 
     /// Parquet reading options: the session's, with the page index and pruning on, and row
@@ -486,8 +513,9 @@ impl TableProvider for LakeTable {
                 source = source.with_predicate(predicate);
             }
         }
+        let hints = self.file_hints().await?;
         let (file_groups, statistics) =
-            self.file_groups(&files, state.config().target_partitions())?;
+            self.file_groups(&files, state.config().target_partitions(), &hints)?;
         let config = FileScanConfigBuilder::new(self.lake.clone(), Arc::new(source))
             .with_file_groups(file_groups)
             .with_statistics(statistics)

@@ -18,6 +18,7 @@ use datafusion::prelude::SessionConfig;
 use object_store::ObjectStore;
 
 use crate::config::QueryConfig;
+use crate::dictionary_aggregate::DictionaryAggregateRule;
 use crate::error::QueryError;
 
 /// The object store URL the lake root is registered under; files are addressed relative to it.
@@ -60,6 +61,8 @@ pub(crate) fn base_state(
         .with_config(session)
         .with_runtime_env(runtime)
         .with_default_features()
+        // After DataFusion's own rules: groups on dictionary columns without hashing each row.
+        .with_physical_optimizer_rule(Arc::new(DictionaryAggregateRule))
         // No `CREATE EXTERNAL TABLE` factories, whatever the SQL options say.
         .with_table_factories(HashMap::new())
         .build();
