@@ -10,7 +10,8 @@
 //!                                             ▼
 //!   LakeTable::scan: filters ─▶ time range ─▶ Catalog::snapshot (live files of one commit)
 //!                    ─▶ prune files by partition values, event time, tenant (pruning.rs)
-//!                    ─▶ Parquet scan (predicate pushdown, page index, exact row counts)
+//!                    ─▶ Parquet scan (predicate pushdown, page index, exact row counts;
+//!                       low-cardinality strings kept as dictionaries, dictionary.rs)
 //!                    ─▶ TenantFilterExec (Scope::Tenant only)  ─▶  the rest of the plan
 //! ```
 //!
@@ -35,7 +36,7 @@
 //!
 //! Module map: [`scope`] (who sees what), [`config`] (`[query]` section), [`provider`]
 //! (`LakeTable`), `pruning`/`time_range` (file pruning), [`tenant`] (the barrier), `session`
-//! (DataFusion setup), [`predicate`] (a SQL `WHERE` on batches, for replays), [`engine`] (limits, timeout, entry points), [`format`](mod@format) (JSON, CSV,
+//! (DataFusion setup), [`dictionary_aggregate`] (`GROUP BY` on dictionaries), [`predicate`] (a SQL `WHERE` on batches, for replays), [`engine`] (limits, timeout, entry points), [`format`](mod@format) (JSON, CSV,
 //! Arrow), [`http`] (the endpoint), [`error`], [`stats`], [`telemetry`].
 //!
 //! ## SQL over the event model
