@@ -405,19 +405,13 @@ impl LakeTable {
     /// same column again through a fragmented row selection costs more than filtering after
     /// the scan (q04 of `bench query`: 505 → 150 ms).
     fn row_filter_pays(&self, projection: Option<&Vec<usize>>, filters: &[Expr]) -> bool {
-        let Some(projection) = projection else {
-            return true;
-        };
         let filtered: Vec<usize> = filters
             .iter()
             .filter(|filter| !is_partition_filter(filter, &self.columns.partition))
             .flat_map(|filter| filter.column_refs())
             .filter_map(|column| self.schema.index_of(&column.name).ok())
             .collect();
-        if filtered.is_empty() {
-            return true;
-        }
-        projection.iter().any(|index| !filtered.contains(index))
+        reads_beyond_filter(projection.map(Vec::as_slice), &filtered)
     }
 
     /// Wraps `plan` in the tenant barrier, then drops the tenant column again if the query did
@@ -567,6 +561,16 @@ impl TableProvider for LakeTable {
     }
 }
 
+/// Whether a scan of `projection` (every column when `None`) reads any column besides
+/// `filtered`, the columns its row filters use; true when there are no row filters.
+fn reads_beyond_filter(projection: Option<&[usize]>, filtered: &[usize]) -> bool {
+    match projection {
+        _ if filtered.is_empty() => true,
+        None => true,
+        Some(projection) => projection.iter().any(|index| !filtered.contains(index)),
+    }
+}
+
 /// `schema` with every string (top level, in structs and lists) read as `Utf8View`. Maps keep
 /// `Utf8`: DataFusion's map lookup (`properties['item_id']`) compares keys with a `Utf8` literal
 /// and has no coercion to views.
@@ -595,5 +599,23 @@ fn type_with_views(data_type: &DataType) -> DataType {
         DataType::Struct(fields) => DataType::Struct(fields.iter().map(field_with_views).collect()),
         DataType::List(item) => DataType::List(field_with_views(item)),
         other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reads_beyond_filter;
+
+    #[test]
+    fn row_filters_pay_only_when_other_columns_are_read() {
+        // SELECT referrer … WHERE referrer NOT LIKE …: nothing to skip.
+        assert!(!reads_beyond_filter(Some(&[8]), &[8]));
+        // SELECT item_id … WHERE event_type = …: item_id is decoded for matching rows only.
+        assert!(reads_beyond_filter(Some(&[5, 12]), &[5]));
+        assert!(reads_beyond_filter(None, &[5]), "every column is read");
+        assert!(
+            reads_beyond_filter(Some(&[5]), &[]),
+            "no row filter to weigh"
+        );
     }
 }
