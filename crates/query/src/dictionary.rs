@@ -17,24 +17,41 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use tributary_catalog::SchemaVersion;
-use tributary_lake::schema::{EVENTS, LOW_CARDINALITY_COLUMNS, schema_from_json};
+use tributary_lake::schema::{ENVELOPE_COLUMNS, EVENTS, LOW_CARDINALITY_COLUMNS, schema_from_json};
 
 /// The type a listed column is read as.
 pub(crate) fn dictionary_type() -> DataType {
     DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
 }
 
-/// The columns of `table` read as dictionaries (dotted paths into structs).
-pub(crate) fn dictionary_columns(table: &str) -> &'static [&'static str] {
-    if table == EVENTS {
-        LOW_CARDINALITY_COLUMNS
-    } else {
-        &[]
+/// The columns of `table` (of `schema`) read as dictionaries, as dotted paths into structs:
+/// for `events`, the lake's low-cardinality columns and every promoted string property
+/// (promoted because people filter and group on them: products, currencies, plans; an id-like
+/// one such as `order_id` reads a little slower, since the reader builds the dictionary of a
+/// column chunk Parquet wrote without one).
+pub(crate) fn dictionary_columns(table: &str, schema: &Schema) -> Vec<String> {
+    if table != EVENTS {
+        return Vec::new();
     }
+    let promoted = schema.fields().iter().filter(|field| {
+        is_string(field.data_type()) && !ENVELOPE_COLUMNS.contains(&field.name().as_str())
+    });
+    LOW_CARDINALITY_COLUMNS
+        .iter()
+        .map(|column| column.to_string())
+        .chain(promoted.map(|field| field.name().clone()))
+        .collect()
+}
+
+fn is_string(data_type: &DataType) -> bool {
+    matches!(
+        data_type,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    )
 }
 
 /// `schema` with each string column of `columns` as a dictionary of `Utf8`.
-pub(crate) fn with_dictionaries(schema: &Schema, columns: &[&str]) -> Schema {
+pub(crate) fn with_dictionaries(schema: &Schema, columns: &[String]) -> Schema {
     if columns.is_empty() {
         return schema.clone();
     }
@@ -46,18 +63,14 @@ pub(crate) fn with_dictionaries(schema: &Schema, columns: &[&str]) -> Schema {
     Schema::new_with_metadata(fields, schema.metadata().clone())
 }
 
-fn rewrite(field: &FieldRef, prefix: &str, columns: &[&str]) -> FieldRef {
+fn rewrite(field: &FieldRef, prefix: &str, columns: &[String]) -> FieldRef {
     let path = if prefix.is_empty() {
         field.name().clone()
     } else {
         format!("{prefix}.{}", field.name())
     };
     let data_type = match field.data_type() {
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-            if columns.contains(&path.as_str()) =>
-        {
-            dictionary_type()
-        }
+        data_type if is_string(data_type) && columns.contains(&path) => dictionary_type(),
         DataType::Struct(children) => DataType::Struct(
             children
                 .iter()
@@ -76,15 +89,11 @@ fn rewrite(field: &FieldRef, prefix: &str, columns: &[&str]) -> FieldRef {
 /// schema with the dictionary columns. Versions without any of them are left out (their files
 /// need no hint), as are versions whose recorded schema cannot be read.
 pub(crate) fn file_hints(table: &str, versions: &[SchemaVersion]) -> HashMap<u32, SchemaRef> {
-    let columns = dictionary_columns(table);
-    if columns.is_empty() {
-        return HashMap::new();
-    }
     versions
         .iter()
         .filter_map(|version| {
             let written = schema_from_json(&version.schema).ok()?;
-            let read = with_dictionaries(&written, columns);
+            let read = with_dictionaries(&written, &dictionary_columns(table, &written));
             (read != written).then(|| (version.version, Arc::new(read)))
         })
         .collect()
@@ -93,12 +102,24 @@ pub(crate) fn file_hints(table: &str, versions: &[SchemaVersion]) -> HashMap<u32
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tributary_lake::schema::{curated_file_schema, schema_json};
+    use tributary_lake::schema::{
+        PromotedProperty, PromotedType, curated_file_schema, schema_json,
+    };
 
     #[test]
     fn listed_columns_become_dictionaries_at_any_depth() {
-        let schema = curated_file_schema(&[]);
-        let read = with_dictionaries(&schema, LOW_CARDINALITY_COLUMNS);
+        let promoted = [
+            PromotedProperty {
+                name: "item_id".into(),
+                kind: PromotedType::String,
+            },
+            PromotedProperty {
+                name: "revenue".into(),
+                kind: PromotedType::Float64,
+            },
+        ];
+        let schema = curated_file_schema(&promoted);
+        let read = with_dictionaries(&schema, &dictionary_columns(EVENTS, &schema));
         let field = |path: &[&str]| {
             let mut field = read.field_with_name(path[0]).unwrap().clone();
             for name in &path[1..] {
@@ -113,6 +134,8 @@ mod tests {
         assert_eq!(field(&["context", "page", "path"]), dictionary_type());
         assert_eq!(field(&["enriched", "browser"]), dictionary_type());
         assert_eq!(field(&["event_id"]), DataType::Utf8, "ids are not listed");
+        assert_eq!(field(&["item_id"]), dictionary_type(), "a promoted string");
+        assert_eq!(field(&["revenue"]), DataType::Float64);
         assert_eq!(field(&["context", "page", "url"]), DataType::Utf8);
         assert_eq!(field(&["context", "page", "path"]), dictionary_type());
         assert_eq!(

@@ -101,7 +101,7 @@ impl LakeTable {
             .map_err(|error| schema_error(error.to_string()))?;
         let file_schema = with_dictionaries(
             &with_string_views(&file_schema),
-            dictionary_columns(&def.name),
+            &dictionary_columns(&def.name, &file_schema),
         );
         for column in &def.partition_columns {
             if file_schema.field_with_name(column).is_ok() {
@@ -370,7 +370,7 @@ impl LakeTable {
 
     /// The Arrow schema each schema version's files are read with (see `dictionary.rs`).
     async fn file_hints(&self) -> Result<HashMap<u32, SchemaRef>> {
-        if dictionary_columns(&self.name).is_empty() {
+        if dictionary_columns(&self.name, &self.file_schema).is_empty() {
             return Ok(HashMap::new());
         }
         let versions = self

@@ -40,9 +40,12 @@ pub(crate) fn base_state(
         .with_information_schema(true)
         .with_default_catalog_and_schema(CATALOG, SCHEMA)
         .with_create_default_catalog_and_schema(false)
-        // Filters are evaluated while decoding Parquet, cheapest first, and pages are skipped
-        // by their index (tenant-scoped scans keep only the pruning part; see provider.rs).
-        .set_bool("datafusion.execution.parquet.pushdown_filters", true)
+        // Pages are skipped by their index and filters are evaluated while decoding Parquet,
+        // cheapest first, where each scan says so: DataFusion filters rows in the reader if
+        // either this setting or the scan's own option asks for it, so this one stays off and
+        // `LakeTable::parquet_options` decides per scan (never under a tenant scope, and only
+        // when it pays; see provider.rs).
+        .set_bool("datafusion.execution.parquet.pushdown_filters", false)
         .set_bool("datafusion.execution.parquet.reorder_filters", true)
         .set_bool("datafusion.execution.parquet.enable_page_index", true)
         .set_bool("datafusion.execution.parquet.pruning", true);
