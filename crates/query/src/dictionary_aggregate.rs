@@ -25,8 +25,9 @@ use std::sync::Arc;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, RecordBatch, new_null_array,
 };
+use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::compute::{cast, take};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
 use datafusion::common::{DataFusionError, Result};
@@ -576,8 +577,34 @@ impl DictionaryKeys {
             self.value_groups.resize(values.len(), None);
             self.last_dictionary = Some(Arc::clone(values));
         }
-        let indices = dictionary.normalized_keys();
-        let nulls = key.nulls();
+        let nulls = key.nulls().cloned();
+        // The lake's dictionaries have Int32 keys: read them in place rather than as a
+        // converted copy.
+        match dictionary.keys().as_primitive_opt::<Int32Type>() {
+            Some(keys) => self.assign(
+                keys.values().iter().map(|&index| index as usize),
+                nulls.as_ref(),
+                values,
+                groups,
+            ),
+            None => self.assign(
+                dictionary.normalized_keys().into_iter(),
+                nulls.as_ref(),
+                values,
+                groups,
+            ),
+        }
+    }
+
+    /// Sets each row's group from its dictionary entry (`indices`, row by row), interning the
+    /// entries used for the first time.
+    fn assign(
+        &mut self,
+        indices: impl Iterator<Item = usize> + Clone,
+        nulls: Option<&NullBuffer>,
+        values: &ArrayRef,
+        groups: &mut Vec<usize>,
+    ) -> Result<()> {
         let is_null = |row: usize| nulls.is_some_and(|nulls| nulls.is_null(row));
 
         // Intern, in one call, the entries this batch uses for the first time. A null key
@@ -586,7 +613,7 @@ impl DictionaryKeys {
         let null_entry = values.len();
         let mut null_group = self.value_groups.get(null_entry).copied().flatten();
         let mut null_used = false;
-        for (row, &index) in indices.iter().enumerate() {
+        for (row, index) in indices.clone().enumerate() {
             if is_null(row) {
                 null_used |= null_group.is_none();
                 continue;
@@ -629,8 +656,7 @@ impl DictionaryKeys {
         }
 
         groups.clear();
-        groups.reserve(indices.len());
-        for (row, &index) in indices.iter().enumerate() {
+        for (row, index) in indices.enumerate() {
             let group = if is_null(row) {
                 null_group
             } else {
@@ -648,7 +674,6 @@ impl DictionaryKeys {
 mod tests {
     use super::*;
     use datafusion::arrow::array::{DictionaryArray, Int64Array, StringArray};
-    use datafusion::arrow::datatypes::Int32Type;
     use datafusion::arrow::util::pretty::pretty_format_batches;
     use datafusion::datasource::MemTable;
     use datafusion::execution::SessionStateBuilder;
