@@ -274,6 +274,16 @@ pub fn raw_file_schema() -> SchemaRef {
     ]))
 }
 
+/// The SQL type of a partition column: `dt` (the UTC day in `dt=YYYY-MM-DD`) is a DATE, as
+/// DuckDB, Athena and Spark read Hive partitions; the others (`event_family`, `hour`) are text.
+pub fn partition_type(column: &str) -> DataType {
+    if column == "dt" {
+        DataType::Date32
+    } else {
+        DataType::Utf8
+    }
+}
+
 /// The schema as the catalog stores it: Arrow's serde JSON form.
 pub fn schema_json(schema: &Schema) -> serde_json::Value {
     serde_json::to_value(schema).unwrap_or(serde_json::Value::Null)

@@ -45,6 +45,7 @@ use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::projection::ProjectionExpr;
 use tributary_catalog::{Catalog, DataFile, TableInfo};
+use tributary_lake::schema::partition_type;
 
 use crate::dictionary::{dictionary_columns, file_hints, with_dictionaries};
 use crate::error::QueryError;
@@ -64,7 +65,8 @@ pub struct LakeTable {
     columns: PrunableColumns,
     /// Columns stored in the files.
     file_schema: SchemaRef,
-    /// Partition columns, appended after the file columns (Utf8, never null).
+    /// Partition columns, appended after the file columns (`dt` a DATE, the others text; never
+    /// null: see `tributary_lake::schema::partition_type`).
     partition_fields: Vec<FieldRef>,
     /// `file_schema` then `partition_fields`: what SQL sees.
     schema: SchemaRef,
@@ -119,7 +121,7 @@ impl LakeTable {
         let partition_fields: Vec<FieldRef> = def
             .partition_columns
             .iter()
-            .map(|column| Arc::new(Field::new(column, DataType::Utf8, false)))
+            .map(|column| Arc::new(Field::new(column, partition_type(column), false)))
             .collect();
         let mut fields: Vec<FieldRef> = file_schema.fields().iter().cloned().collect();
         fields.extend(partition_fields.iter().cloned());
@@ -261,13 +263,15 @@ impl LakeTable {
         &self,
         file: &DataFile,
         hints: &HashMap<u32, SchemaRef>,
-    ) -> PartitionedFile {
+    ) -> Result<PartitionedFile> {
         let values = self
-            .columns
-            .partition
+            .partition_fields
             .iter()
-            .map(|column| ScalarValue::Utf8(file.partition_value(column).map(str::to_string)))
-            .collect();
+            .map(|field| match file.partition_value(field.name()) {
+                Some(value) => ScalarValue::try_from_string(value.to_string(), field.data_type()),
+                None => ScalarValue::try_from(field.data_type()),
+            })
+            .collect::<Result<Vec<_>>>()?;
         let rows = usize::try_from(file.rows).unwrap_or(usize::MAX);
         let bytes = usize::try_from(file.bytes).unwrap_or(usize::MAX);
         let columns = self
@@ -285,10 +289,10 @@ impl LakeTable {
         let partitioned = PartitionedFile::new(file.path.clone(), file.bytes)
             .with_partition_values(values)
             .with_statistics(Arc::new(statistics));
-        match hints.get(&file.schema_version) {
+        Ok(match hints.get(&file.schema_version) {
             Some(hint) => partitioned.with_arrow_schema(Arc::clone(hint)),
             None => partitioned,
-        }
+        })
     }
 
     fn column_statistics(&self, field: &Field, file: &DataFile) -> ColumnStatistics {
@@ -352,7 +356,7 @@ impl LakeTable {
             let members: Vec<PartitionedFile> = bucket
                 .iter()
                 .map(|file| self.partitioned_file(file, hints))
-                .collect();
+                .collect::<Result<_>>()?;
             let statistics = Statistics::try_merge_iter(
                 members.iter().filter_map(|file| file.statistics.as_deref()),
                 &self.schema,
