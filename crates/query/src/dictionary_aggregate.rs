@@ -277,6 +277,7 @@ struct GroupingState {
     group_exprs: Vec<Arc<dyn PhysicalExpr>>,
     keys: GroupKeys,
     accumulators: Vec<Box<dyn GroupsAccumulator>>,
+    /// Each aggregate's `FILTER (WHERE …)` over raw input rows (none when merging states).
     filters: Vec<Option<Arc<dyn PhysicalExpr>>>,
     arguments: Arguments,
     output_mode: AggregateOutputMode,
@@ -326,7 +327,12 @@ impl GroupingState {
             keys: GroupKeys::try_new(&key_types)?,
             group_exprs,
             accumulators,
-            filters: aggregate.filter_expr().to_vec(),
+            // `FILTER (WHERE …)` applies to raw rows; merging partial states ignores it, and
+            // its columns are not those of a partial state batch.
+            filters: match aggregate.mode().input_mode() {
+                AggregateInputMode::Raw => aggregate.filter_expr().to_vec(),
+                AggregateInputMode::Partial => Vec::new(),
+            },
             arguments,
             output_mode: aggregate.mode().output_mode(),
             groups: Vec::new(),
@@ -788,6 +794,17 @@ mod tests {
         same_answer(
             "SELECT page, count(*) FILTER (WHERE n > 5) AS big, sum(n) AS total \
              FROM t GROUP BY page HAVING count(*) > 1 ORDER BY page NULLS FIRST",
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_lone_filtered_aggregate_counts_only_its_rows() {
+        // The raw stage applies the filter; the final stage, whose input is (page, count
+        // state), merges states without it.
+        same_answer(
+            "SELECT page, count(*) FILTER (WHERE n > 5) AS big FROM t \
+             GROUP BY page ORDER BY page NULLS FIRST",
         )
         .await;
     }
