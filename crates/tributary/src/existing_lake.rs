@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use object_store::ObjectStore;
 use tributary_catalog::{Catalog, EmbeddedCatalog};
 use tributary_lake::local_store;
+use tributary_query::{QueryEngine, Scope};
 
 use crate::config::Config;
 
@@ -35,4 +36,17 @@ pub fn open(config: &Config) -> Result<(Arc<dyn Catalog>, Arc<dyn ObjectStore>)>
     );
     let store = local_store(&config.lake_dir()).context("opening the lake")?;
     Ok((catalog, store))
+}
+
+/// A SQL engine over the lake, and the scope a `--tenant` option asks for (every tenant when
+/// it is absent): what `query` and `verify` run their SQL with.
+pub fn query_engine(config: &Config, tenant: Option<&str>) -> Result<(QueryEngine, Scope)> {
+    let (catalog, store) = open(config)?;
+    let engine = QueryEngine::new(catalog, store, config.query.clone())
+        .context("starting the SQL engine")?;
+    let scope = match tenant {
+        Some(tenant) => Scope::Tenant(tenant.to_string()),
+        None => Scope::All,
+    };
+    Ok((engine, scope))
 }

@@ -66,13 +66,7 @@ pub fn run(config: &Config, args: &QueryArgs) -> Result<ExitCode> {
     }
     let runtime = runtime::build(runtime::server_workers())?;
     runtime.block_on(async {
-        let (catalog, store) = existing_lake::open(config)?;
-        let engine = QueryEngine::new(catalog, store, config.query.clone())
-            .context("starting the SQL engine")?;
-        let scope = match &args.tenant {
-            Some(tenant) => Scope::Tenant(tenant.clone()),
-            None => Scope::All,
-        };
+        let (engine, scope) = existing_lake::query_engine(config, args.tenant.as_deref())?;
         match execute(&engine, args, scope).await {
             Ok(()) => Ok(ExitCode::from(OK)),
             Err(error) => {

@@ -104,13 +104,7 @@ pub fn run(config: &Config, args: &VerifyArgs) -> Result<ExitCode> {
     let window = i64::try_from(config.pipeline.dedup.window.as_micros()).unwrap_or(i64::MAX);
     let runtime = runtime::build(runtime::server_workers())?;
     let counts = runtime.block_on(async {
-        let (catalog, store) = existing_lake::open(config)?;
-        let engine = QueryEngine::new(catalog, store, config.query.clone())
-            .context("starting the SQL engine")?;
-        let scope = match &args.tenant {
-            Some(tenant) => Scope::Tenant(tenant.clone()),
-            None => Scope::All,
-        };
+        let (engine, scope) = existing_lake::query_engine(config, args.tenant.as_deref())?;
         reconcile(&engine, scope, since, until, since.saturating_sub(window)).await
     })?;
     let gaps = counts.iter().filter(|row| row.has_gap()).count();
