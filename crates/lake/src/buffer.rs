@@ -4,12 +4,12 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, ListBuilder, MapBuilder, MapFieldNames,
-    RecordBatch, StringBuilder, StructArray, StructBuilder, TimestampMicrosecondBuilder,
-    UInt32Builder, UInt64Builder,
+    Array, ArrayRef, AsArray, BooleanBuilder, Float64Builder, Int64Builder, ListBuilder,
+    MapBuilder, MapFieldNames, RecordBatch, StringBuilder, StructArray, StructBuilder,
+    TimestampMicrosecondBuilder, UInt32Builder, UInt64Builder,
 };
 use arrow::buffer::NullBuffer;
-use arrow::compute::{SortColumn, lexsort_to_indices, take_record_batch};
+use arrow::compute::{SortColumn, lexsort_to_indices, sort_to_indices, take_record_batch};
 use arrow::datatypes::{DataType, Field, SchemaRef};
 use serde_json::Value;
 use tributary_model::{Campaign, Event, PageContext};
@@ -65,6 +65,9 @@ fn utc_timestamps() -> TimestampMicrosecondBuilder {
 
 /// Sorts a batch by its tenant column, then its time column: rows of one tenant and one time
 /// range sit together, so Parquet's min/max statistics prune both.
+///
+/// Most buffers hold one tenant: those are sorted by time alone (a typed sort, several times
+/// faster than the general two-column one), and a batch already in order is not copied.
 pub fn sort_by_tenant_and_time(
     batch: &RecordBatch,
     tenant_column: &str,
@@ -76,18 +79,44 @@ pub fn sort_by_tenant_and_time(
             .cloned()
             .ok_or_else(|| LakeError::Config(format!("sort column {name} is missing")))
     };
-    let sort = [
-        SortColumn {
-            values: column(tenant_column)?,
-            options: None,
-        },
-        SortColumn {
-            values: column(time_column)?,
-            options: None,
-        },
-    ];
-    let indices = lexsort_to_indices(&sort, None)?;
+    let tenants = column(tenant_column)?;
+    let times = column(time_column)?;
+    let indices = if single_value(&tenants) {
+        sort_to_indices(&times, None, None)?
+    } else {
+        let sort = [
+            SortColumn {
+                values: tenants,
+                options: None,
+            },
+            SortColumn {
+                values: times,
+                options: None,
+            },
+        ];
+        lexsort_to_indices(&sort, None)?
+    };
+    let in_order = indices
+        .values()
+        .iter()
+        .enumerate()
+        .all(|(position, &index)| index as usize == position);
+    if in_order {
+        return Ok(batch.clone());
+    }
     Ok(take_record_batch(batch, &indices)?)
+}
+
+/// Whether a string column holds one value in every row (no nulls); false for other types.
+fn single_value(column: &ArrayRef) -> bool {
+    let Some(strings) = column.as_string_opt::<i32>() else {
+        return false;
+    };
+    if strings.null_count() > 0 || strings.is_empty() {
+        return strings.is_empty();
+    }
+    let first = strings.value(0);
+    strings.iter().all(|value| value == Some(first))
 }
 
 /// One promoted column being built.
@@ -684,9 +713,50 @@ impl QuarantineBuffer {
 mod tests {
     use super::*;
     use crate::schema::{curated_file_schema, raw_file_schema};
-    use arrow::array::{Array, AsArray};
-    use arrow::datatypes::Float64Type;
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{Float64Type, Schema};
+    use proptest::prelude::*;
     use serde_json::Map;
+
+    fn sorted_rows(tenants: &[String], times: &[i64]) -> Vec<(String, i64)> {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("tenant_id", DataType::Utf8, false),
+            Field::new("ts", DataType::Int64, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(tenants.to_vec())),
+                Arc::new(Int64Array::from(times.to_vec())),
+            ],
+        )
+        .unwrap();
+        let sorted = sort_by_tenant_and_time(&batch, "tenant_id", "ts").unwrap();
+        let tenants = sorted.column(0).as_string::<i32>();
+        let times = sorted
+            .column(1)
+            .as_primitive::<arrow::datatypes::Int64Type>();
+        (0..sorted.num_rows())
+            .map(|row| (tenants.value(row).to_string(), times.value(row)))
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn batches_sort_by_tenant_then_time(
+            rows in prop::collection::vec((prop::sample::select(vec!["acme", "globex", "initech"]), 0i64..50), 0..60),
+            one_tenant in any::<bool>(),
+        ) {
+            let tenants: Vec<String> = rows
+                .iter()
+                .map(|(tenant, _)| if one_tenant { "acme".to_string() } else { tenant.to_string() })
+                .collect();
+            let times: Vec<i64> = rows.iter().map(|(_, ts)| *ts).collect();
+            let mut expected: Vec<(String, i64)> = tenants.iter().cloned().zip(times.iter().copied()).collect();
+            expected.sort();
+            prop_assert_eq!(sorted_rows(&tenants, &times), expected);
+        }
+    }
 
     fn event(tenant: &str, ts: i64, revenue: Value) -> Event {
         let mut properties = Map::new();

@@ -14,6 +14,7 @@
 //! ends. Readers push into a bounded channel and block while a flush runs, so memory stays
 //! bounded by `max_buffer_bytes` plus one read per shard.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -274,8 +275,17 @@ impl LakeWriter {
             buffers.oldest = Some(Instant::now());
         }
         for record in &batch.records {
-            let payload = String::from_utf8_lossy(&record.value);
-            match serde_json::from_slice::<Event>(&record.value) {
+            // Validated once: the decoder then reads the checked text without checking it
+            // again. A record that is not UTF-8 cannot be an event; it is archived lossily.
+            let (payload, decoded) = match std::str::from_utf8(&record.value) {
+                Ok(text) => (Cow::Borrowed(text), serde_json::from_str::<Event>(text)),
+                Err(_) => {
+                    let text = String::from_utf8_lossy(&record.value);
+                    let decoded = serde_json::from_slice::<Event>(&record.value);
+                    (text, decoded)
+                }
+            };
+            match decoded {
                 Ok(event) => {
                     let raw = RawRow {
                         tenant_id: &event.tenant_id,

@@ -58,7 +58,9 @@ impl Event {
 }
 
 /// Where an event happened.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+///
+/// Decoded by hand ([`crate::decode`]), so its unknown fields cost one pass.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct EventContext {
     /// The page the event happened on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -82,7 +84,9 @@ pub struct EventContext {
 }
 
 /// The page part of an event's context.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+///
+/// Decoded by hand ([`crate::decode`]), so its unknown fields cost one pass.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct PageContext {
     /// Full URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -102,7 +106,9 @@ pub struct PageContext {
 }
 
 /// UTM campaign fields (`utm_source`, `utm_medium`, …) without the `utm_` prefix.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+///
+/// Decoded by hand ([`crate::decode`]), so its unknown fields cost one pass.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Campaign {
     /// `utm_source`
     #[serde(default, skip_serializing_if = "Option::is_none")]

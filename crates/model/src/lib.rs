@@ -13,6 +13,7 @@
 //! page-specific fields in `properties`.
 #![deny(missing_docs)]
 
+mod decode;
 mod event;
 mod time;
 

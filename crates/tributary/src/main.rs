@@ -16,6 +16,7 @@
 //! Library crates return typed errors; here they become `anyhow` errors with context, and
 //! `exit.rs` maps them to exit codes a script can rely on (0 ok, 1 failure, 2 usage/config).
 
+mod allocator;
 mod bench;
 mod config;
 mod existing_lake;
@@ -41,12 +42,6 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{ConfigSources, Loaded};
-
-// The collector allocates and frees small strings and buffers per event on every core; mimalloc's
-// per-thread free lists cut that cost measurably against the system allocator (see
-// docs/performance.md, bench ingest).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -185,6 +180,7 @@ struct ShowArgs {
 }
 
 fn main() -> ExitCode {
+    allocator::tune();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,

@@ -231,9 +231,11 @@ pub fn run(config: &Config, args: &LakeBenchArgs) -> Result<ExitCode> {
     warn_debug_build(&machine, "lake");
     let runtime = runtime::build(machine.cores)?;
 
+    // The configured writer (zstd level, sizes, promoted properties), flushing on the
+    // benchmark's interval so a run of a few seconds writes several commits.
     let lake_config = LakeConfig {
         flush_interval: FLUSH_INTERVAL,
-        ..LakeConfig::default()
+        ..config.lake.clone()
     };
     let params = Params {
         events,

@@ -128,7 +128,7 @@ pub fn run(config: &Config, args: &PipelineBenchArgs) -> Result<ExitCode> {
     let bar = progress_bar(events * 4);
 
     let stage = stage_phase(&runtime, scratch.path(), events, args, &bar)?;
-    let end_to_end = end_to_end_phase(&runtime, scratch.path(), events, args, &bar)?;
+    let end_to_end = end_to_end_phase(&runtime, &config.lake, scratch.path(), events, args, &bar)?;
     bar.finish_and_clear();
 
     let goal = Goal {
@@ -279,6 +279,7 @@ fn stage_phase(
 /// curated rows, quarantined rows).
 fn drain_once(
     runtime: &Runtime,
+    lake: &LakeConfig,
     dir: &Path,
     events: u64,
     args: &PipelineBenchArgs,
@@ -302,9 +303,10 @@ fn drain_once(
     let catalog =
         Arc::new(EmbeddedCatalog::open(dir.join("catalog.db")).context("opening the catalog")?);
     let store = local_store(&dir.join("lake")).context("opening the lake")?;
+    // The configured writer, flushing every second so the run writes several commits.
     let lake_config = LakeConfig {
         flush_interval: Duration::from_secs(1),
-        ..LakeConfig::default()
+        ..lake.clone()
     };
     let stage = if with_pipeline {
         let schemas = bench_schemas();
@@ -349,17 +351,32 @@ fn drain_once(
 
 fn end_to_end_phase(
     runtime: &Runtime,
+    lake: &LakeConfig,
     dir: &Path,
     events: u64,
     args: &PipelineBenchArgs,
     bar: &ProgressBar,
 ) -> Result<EndToEndFigures> {
     bar.set_message("lake writer without the pipeline");
-    let (without, _, _, _, _) =
-        drain_once(runtime, &dir.join("plain"), events / 2, args, false, bar)?;
+    let (without, _, _, _, _) = drain_once(
+        runtime,
+        lake,
+        &dir.join("plain"),
+        events / 2,
+        args,
+        false,
+        bar,
+    )?;
     bar.set_message("lake writer with the pipeline");
-    let (with, with_rate, cores, curated, quarantined) =
-        drain_once(runtime, &dir.join("pipeline"), events, args, true, bar)?;
+    let (with, with_rate, cores, curated, quarantined) = drain_once(
+        runtime,
+        lake,
+        &dir.join("pipeline"),
+        events,
+        args,
+        true,
+        bar,
+    )?;
     let share = if with > 0.0 && without > 0.0 {
         // CPU per event with ÷ without, minus one: what the pipeline adds.
         round((without / with - 1.0).max(0.0) / (without / with), 3)
