@@ -11,6 +11,7 @@
 //! Serialization stays derived: flattening on the way out costs nothing extra.
 
 use std::fmt;
+use std::marker::PhantomData;
 
 use serde::de::{DeserializeSeed, Error, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
@@ -57,155 +58,146 @@ impl Visitor<'_> for KeySeed {
     }
 }
 
-/// Decodes the next value into the slot of named field number `index`. A field given twice is
-/// an error, as it is for every derived struct, `null` included (`seen` remembers which came).
-fn fill<'de, A, T>(
-    map: &mut A,
-    seen: &mut u32,
-    index: usize,
-    slot: &mut Option<T>,
-    name: &'static str,
-) -> Result<(), A::Error>
-where
-    A: MapAccess<'de>,
-    T: Deserialize<'de>,
-{
-    if *seen & (1 << index) != 0 {
-        return Err(A::Error::duplicate_field(name));
+/// A struct with named fields and an `extra` map for every other key.
+trait KeepsUnknownFields: Default {
+    /// The named fields' keys; a key's position is its `index` in [`Self::read_named`].
+    const FIELDS: &'static [&'static str];
+    /// What the visitor expects, for error messages.
+    const EXPECTING: &'static str;
+
+    /// Decodes the next value into named field number `index`.
+    fn read_named<'de, A: MapAccess<'de>>(
+        &mut self,
+        index: usize,
+        map: &mut A,
+    ) -> Result<(), A::Error>;
+
+    /// Where the other keys go.
+    fn extra(&mut self) -> &mut Map<String, Value>;
+}
+
+/// Decodes any [`KeepsUnknownFields`] struct from a map in one pass.
+struct KeepsUnknownVisitor<T>(PhantomData<T>);
+
+impl<'de, T: KeepsUnknownFields> Visitor<'de> for KeepsUnknownVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(T::EXPECTING)
     }
-    *seen |= 1 << index;
-    *slot = map.next_value()?;
-    Ok(())
-}
 
-/// Moves an unnamed key's value into `extra` (a later duplicate replaces it, as with any JSON
-/// object read into a map).
-fn keep<'de, A: MapAccess<'de>>(
-    map: &mut A,
-    extra: &mut Map<String, Value>,
-    key: String,
-) -> Result<(), A::Error> {
-    let value: Value = map.next_value()?;
-    extra.insert(key, value);
-    Ok(())
-}
-
-const CONTEXT_FIELDS: &[&str] = &["page", "user_agent", "ip", "locale", "campaign"];
-
-impl<'de> Deserialize<'de> for EventContext {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ContextVisitor;
-        impl<'de> Visitor<'de> for ContextVisitor {
-            type Value = EventContext;
-
-            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-                formatter.write_str("an event context object")
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<EventContext, A::Error> {
-                let mut context = EventContext::default();
-                let mut seen = 0;
-                while let Some(key) = map.next_key_seed(KeySeed(CONTEXT_FIELDS))? {
-                    match key {
-                        Key::Named(0) => fill(&mut map, &mut seen, 0, &mut context.page, "page")?,
-                        Key::Named(1) => fill(
-                            &mut map,
-                            &mut seen,
-                            1,
-                            &mut context.user_agent,
-                            "user_agent",
-                        )?,
-                        Key::Named(2) => fill(&mut map, &mut seen, 2, &mut context.ip, "ip")?,
-                        Key::Named(3) => {
-                            fill(&mut map, &mut seen, 3, &mut context.locale, "locale")?
-                        }
-                        Key::Named(index) => fill(
-                            &mut map,
-                            &mut seen,
-                            index,
-                            &mut context.campaign,
-                            "campaign",
-                        )?,
-                        Key::Other(key) => keep(&mut map, &mut context.extra, key)?,
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<T, A::Error> {
+        let mut value = T::default();
+        // A named field given twice is an error, as it is for every derived struct, `null`
+        // included; `seen` remembers which came.
+        let mut seen = 0u32;
+        while let Some(key) = map.next_key_seed(KeySeed(T::FIELDS))? {
+            match key {
+                Key::Named(index) => {
+                    if seen & (1 << index) != 0 {
+                        return Err(A::Error::duplicate_field(T::FIELDS[index]));
                     }
+                    seen |= 1 << index;
+                    value.read_named(index, &mut map)?;
                 }
-                Ok(context)
+                // A repeated unnamed key replaces the earlier value, as in any JSON map.
+                Key::Other(key) => {
+                    let field: Value = map.next_value()?;
+                    value.extra().insert(key, field);
+                }
             }
         }
-        deserializer.deserialize_map(ContextVisitor)
+        Ok(value)
     }
 }
 
-const PAGE_FIELDS: &[&str] = &["url", "path", "title", "referrer"];
-
-impl<'de> Deserialize<'de> for PageContext {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct PageVisitor;
-        impl<'de> Visitor<'de> for PageVisitor {
-            type Value = PageContext;
-
-            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-                formatter.write_str("a page context object")
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PageContext, A::Error> {
-                let mut page = PageContext::default();
-                let mut seen = 0;
-                while let Some(key) = map.next_key_seed(KeySeed(PAGE_FIELDS))? {
-                    match key {
-                        Key::Named(0) => fill(&mut map, &mut seen, 0, &mut page.url, "url")?,
-                        Key::Named(1) => fill(&mut map, &mut seen, 1, &mut page.path, "path")?,
-                        Key::Named(2) => fill(&mut map, &mut seen, 2, &mut page.title, "title")?,
-                        Key::Named(index) => {
-                            fill(&mut map, &mut seen, index, &mut page.referrer, "referrer")?
-                        }
-                        Key::Other(key) => keep(&mut map, &mut page.extra, key)?,
-                    }
-                }
-                Ok(page)
+/// `Deserialize` for a [`KeepsUnknownFields`] struct.
+macro_rules! deserialize_keeping_unknown_fields {
+    ($type:ty) => {
+        impl<'de> Deserialize<'de> for $type {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                deserializer.deserialize_map(KeepsUnknownVisitor::<$type>(PhantomData))
             }
         }
-        deserializer.deserialize_map(PageVisitor)
-    }
+    };
 }
 
-const CAMPAIGN_FIELDS: &[&str] = &["source", "medium", "name", "term", "content"];
+impl KeepsUnknownFields for EventContext {
+    const FIELDS: &'static [&'static str] = &["page", "user_agent", "ip", "locale", "campaign"];
+    const EXPECTING: &'static str = "an event context object";
 
-impl<'de> Deserialize<'de> for Campaign {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct CampaignVisitor;
-        impl<'de> Visitor<'de> for CampaignVisitor {
-            type Value = Campaign;
-
-            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-                formatter.write_str("a campaign object")
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Campaign, A::Error> {
-                let mut campaign = Campaign::default();
-                let mut seen = 0;
-                while let Some(key) = map.next_key_seed(KeySeed(CAMPAIGN_FIELDS))? {
-                    match key {
-                        Key::Named(0) => {
-                            fill(&mut map, &mut seen, 0, &mut campaign.source, "source")?
-                        }
-                        Key::Named(1) => {
-                            fill(&mut map, &mut seen, 1, &mut campaign.medium, "medium")?
-                        }
-                        Key::Named(2) => fill(&mut map, &mut seen, 2, &mut campaign.name, "name")?,
-                        Key::Named(3) => fill(&mut map, &mut seen, 3, &mut campaign.term, "term")?,
-                        Key::Named(index) => {
-                            fill(&mut map, &mut seen, index, &mut campaign.content, "content")?
-                        }
-                        Key::Other(key) => keep(&mut map, &mut campaign.extra, key)?,
-                    }
-                }
-                Ok(campaign)
-            }
+    fn read_named<'de, A: MapAccess<'de>>(
+        &mut self,
+        index: usize,
+        map: &mut A,
+    ) -> Result<(), A::Error> {
+        match index {
+            0 => self.page = map.next_value()?,
+            1 => self.user_agent = map.next_value()?,
+            2 => self.ip = map.next_value()?,
+            3 => self.locale = map.next_value()?,
+            _ => self.campaign = map.next_value()?,
         }
-        deserializer.deserialize_map(CampaignVisitor)
+        Ok(())
+    }
+
+    fn extra(&mut self) -> &mut Map<String, Value> {
+        &mut self.extra
     }
 }
+
+impl KeepsUnknownFields for PageContext {
+    const FIELDS: &'static [&'static str] = &["url", "path", "title", "referrer"];
+    const EXPECTING: &'static str = "a page context object";
+
+    fn read_named<'de, A: MapAccess<'de>>(
+        &mut self,
+        index: usize,
+        map: &mut A,
+    ) -> Result<(), A::Error> {
+        let slot = match index {
+            0 => &mut self.url,
+            1 => &mut self.path,
+            2 => &mut self.title,
+            _ => &mut self.referrer,
+        };
+        *slot = map.next_value()?;
+        Ok(())
+    }
+
+    fn extra(&mut self) -> &mut Map<String, Value> {
+        &mut self.extra
+    }
+}
+
+impl KeepsUnknownFields for Campaign {
+    const FIELDS: &'static [&'static str] = &["source", "medium", "name", "term", "content"];
+    const EXPECTING: &'static str = "a campaign object";
+
+    fn read_named<'de, A: MapAccess<'de>>(
+        &mut self,
+        index: usize,
+        map: &mut A,
+    ) -> Result<(), A::Error> {
+        let slot = match index {
+            0 => &mut self.source,
+            1 => &mut self.medium,
+            2 => &mut self.name,
+            3 => &mut self.term,
+            _ => &mut self.content,
+        };
+        *slot = map.next_value()?;
+        Ok(())
+    }
+
+    fn extra(&mut self) -> &mut Map<String, Value> {
+        &mut self.extra
+    }
+}
+
+deserialize_keeping_unknown_fields!(EventContext);
+deserialize_keeping_unknown_fields!(PageContext);
+deserialize_keeping_unknown_fields!(Campaign);
 
 #[cfg(test)]
 mod tests {
@@ -361,10 +353,10 @@ mod tests {
         #[test]
         fn contexts_decode_as_the_derive_does(
             text in object(
-                super::CONTEXT_FIELDS,
+                <EventContext as super::KeepsUnknownFields>::FIELDS,
                 prop_oneof![
-                    object(super::PAGE_FIELDS, any_value()),
-                    object(super::CAMPAIGN_FIELDS, any_value()),
+                    object(<PageContext as super::KeepsUnknownFields>::FIELDS, any_value()),
+                    object(<Campaign as super::KeepsUnknownFields>::FIELDS, any_value()),
                 ]
                 .boxed(),
             ),
