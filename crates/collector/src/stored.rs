@@ -88,13 +88,31 @@ impl StoredEvent<'_> {
     /// The event as JSON, written straight into a buffer: raw parts are copied as they are,
     /// text is escaped by serde_json.
     pub fn to_json(&self) -> serde_json::Result<Vec<u8>> {
+        // Sized for the common event so the buffer is not grown (and copied) while written:
+        // raw parts and text as they are, plus room for member names, quotes and numbers.
         let raw_len = match (&self.context, &self.properties) {
-            (StoredContext::Raw { json, .. }, StoredProperties::Raw(p)) => {
-                json.get().len() + p.get().len()
+            (
+                StoredContext::Raw {
+                    json,
+                    ip,
+                    user_agent,
+                },
+                StoredProperties::Raw(p),
+            ) => {
+                json.get().len()
+                    + p.get().len()
+                    + ip.map_or(0, str::len)
+                    + user_agent.map_or(0, str::len)
             }
             _ => 256,
         };
-        let mut out = Vec::with_capacity(raw_len + 256);
+        let text_len = self.event_id.len()
+            + self.tenant_id.len()
+            + self.anonymous_id.len()
+            + self.user_id.as_ref().map_or(0, |id| id.len())
+            + self.session_id.len()
+            + self.event_type.len();
+        let mut out = Vec::with_capacity(raw_len + text_len + 256);
         out.extend_from_slice(b"{\"event_id\":");
         serde_json::to_writer(&mut out, &self.event_id)?;
         out.extend_from_slice(b",\"tenant_id\":");
