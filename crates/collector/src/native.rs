@@ -43,14 +43,15 @@ pub struct IngestResponse {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NativeEvent<'a> {
-    // Borrowed from the body when the text has no escapes: no copy per field.
-    #[serde(default, borrow)]
+    // Borrowed from the body when the text has no escapes: no copy per field. (serde's
+    // `borrow` alone does not reach through an `Option`: it allocated a `String` per field.)
+    #[serde(default, borrow, deserialize_with = "optional_text")]
     event_id: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "optional_text")]
     anonymous_id: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "optional_text")]
     user_id: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "optional_text")]
     session_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
     event_type: Cow<'a, str>,
@@ -77,46 +78,46 @@ struct NativeEvent<'a> {
 // Members are deserialized to check their types; only `ip` and `user_agent` are read after.
 #[allow(dead_code)]
 #[derive(Deserialize)]
-struct ContextShape<'a> {
-    #[serde(default, borrow)]
-    page: Option<PageShape<'a>>,
+struct ContextShape {
+    #[serde(default)]
+    page: Option<PageShape>,
     // Present even as `null`: the edge must not add a second `ip` / `user_agent` member.
     #[serde(default)]
     user_agent: Present,
     #[serde(default)]
     ip: Present,
-    #[serde(default, borrow)]
-    locale: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    campaign: Option<CampaignShape<'a>>,
+    #[serde(default)]
+    locale: Option<IsText>,
+    #[serde(default)]
+    campaign: Option<CampaignShape>,
 }
 
 #[allow(dead_code)]
 #[derive(Deserialize)]
-struct PageShape<'a> {
-    #[serde(default, borrow)]
-    url: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    path: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    title: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    referrer: Option<Cow<'a, str>>,
+struct PageShape {
+    #[serde(default)]
+    url: Option<IsText>,
+    #[serde(default)]
+    path: Option<IsText>,
+    #[serde(default)]
+    title: Option<IsText>,
+    #[serde(default)]
+    referrer: Option<IsText>,
 }
 
 #[allow(dead_code)]
 #[derive(Deserialize)]
-struct CampaignShape<'a> {
-    #[serde(default, borrow)]
-    source: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    medium: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    name: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    term: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    content: Option<Cow<'a, str>>,
+struct CampaignShape {
+    #[serde(default)]
+    source: Option<IsText>,
+    #[serde(default)]
+    medium: Option<IsText>,
+    #[serde(default)]
+    name: Option<IsText>,
+    #[serde(default)]
+    term: Option<IsText>,
+    #[serde(default)]
+    content: Option<IsText>,
 }
 
 /// Whether an optional text member was there at all (as a string or `null`); checks its type.
@@ -125,8 +126,49 @@ struct Present(bool);
 
 impl<'de> Deserialize<'de> for Present {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Option::<Cow<'de, str>>::deserialize(deserializer)?;
+        Option::<IsText>::deserialize(deserializer)?;
         Ok(Present(true))
+    }
+}
+
+/// A member that must be text, checked without keeping (or copying) it.
+struct IsText;
+
+impl<'de> Deserialize<'de> for IsText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(TextVisitor).map(|_| IsText)
+    }
+}
+
+/// Text borrowed from the request when it has no escapes, copied only when it has.
+fn optional_text<'de: 'a, 'a, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Cow<'a, str>>, D::Error> {
+    struct Text<'a>(Cow<'a, str>);
+    impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserializer.deserialize_str(TextVisitor).map(Text)
+        }
+    }
+    Ok(Option::<Text<'a>>::deserialize(deserializer)?.map(|text| text.0))
+}
+
+/// Reads a string as [`Cow::Borrowed`] when the deserializer can lend it.
+struct TextVisitor;
+
+impl<'de> Visitor<'de> for TextVisitor {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_string()))
     }
 }
 
@@ -489,6 +531,19 @@ mod tests {
         assert_eq!(events.len(), 2);
         assert_eq!(events[0].0, br#"{"event_type":"page","anonymous_id":"a"}"#);
         assert_eq!(events[1].1.user_id.as_deref(), Some("u\"q"));
+    }
+
+    #[test]
+    fn ids_borrow_from_the_body_unless_escaped() {
+        let event: NativeEvent = serde_json::from_str(
+            r#"{"event_type":"page","anonymous_id":"a-1","user_id":"u\u0031","session_id":null}"#,
+        )
+        .unwrap();
+        assert!(matches!(event.anonymous_id, Some(Cow::Borrowed("a-1"))));
+        assert!(matches!(event.user_id, Some(Cow::Owned(ref id)) if id == "u1"));
+        assert!(event.session_id.is_none());
+        let wrong = serde_json::from_str::<NativeEvent>(r#"{"event_type":"page","user_id":5}"#);
+        assert!(wrong.unwrap_err().to_string().contains("expected a string"));
     }
 
     #[test]
