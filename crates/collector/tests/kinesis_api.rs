@@ -38,7 +38,7 @@ fn fixture(role: Role, rate_limit: Option<f64>) -> Fixture {
     let log = EmbeddedLog::open(
         dir.path().join("stream"),
         StreamConfig {
-            shards: 4,
+            shards: Some(4),
             ..StreamConfig::default()
         },
     )

@@ -30,7 +30,7 @@ fn harness() -> Harness {
     let log = EmbeddedLog::open(
         dir.path().join("stream"),
         StreamConfig {
-            shards: 1,
+            shards: Some(1),
             ..StreamConfig::default()
         },
     )

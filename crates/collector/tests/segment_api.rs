@@ -31,7 +31,7 @@ fn harness_with(config: CollectorConfig) -> Harness {
     let created = keys::create_key(&keys_path, "acme", Role::Write, &NewKey::default()).unwrap();
     let store = Arc::new(KeyStore::open(&keys_path).unwrap());
     let stream_config = StreamConfig {
-        shards: 2,
+        shards: Some(2),
         ..StreamConfig::default()
     };
     let log = EmbeddedLog::open(dir.path().join("stream"), stream_config).unwrap();

@@ -21,7 +21,7 @@ fn setup() -> (Router, EmbeddedLog, String, tempfile::TempDir) {
     let created = keys::create_key(&keys_path, "acme", Role::Write, &NewKey::default()).unwrap();
     let store = Arc::new(KeyStore::open(&keys_path).unwrap());
     let config = StreamConfig {
-        shards: 1,
+        shards: Some(1),
         ..StreamConfig::default()
     };
     let log = EmbeddedLog::open(dir.path().join("stream"), config).unwrap();

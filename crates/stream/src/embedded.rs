@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use tributary_model::now_micros;
 
+use crate::config::DEFAULT_SHARDS;
 use crate::consumer::ConsumerStore;
 use crate::format::MAX_FRAME_BODY;
 use crate::fsutil::{create_dir_durable, write_atomic};
@@ -41,7 +42,7 @@ impl std::fmt::Debug for EmbeddedLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EmbeddedLog")
             .field("dir", &self.inner.dir)
-            .field("shards", &self.inner.config.shards)
+            .field("shards", &self.inner.shard_count())
             .field("durability", &self.inner.config.durability)
             .finish()
     }
@@ -57,6 +58,13 @@ struct Inner {
     recovery: RecoveryReport,
     /// Held for the life of a writable stream: `flock` on `LOCK`.
     _lock: Option<File>,
+}
+
+impl Inner {
+    /// The stream's shard count (from its directory, which may differ from an unset config).
+    fn shard_count(&self) -> u32 {
+        self.shards.len() as u32
+    }
 }
 
 /// What opening the stream repaired.
@@ -123,13 +131,14 @@ impl EmbeddedLog {
         let dir = dir.as_ref().to_path_buf();
         create_dir_durable(&dir)?;
         let lock = lock_dir(&dir)?;
-        check_meta(&dir, config.shards)?;
+        let shard_count = check_meta(&dir, config.shards)?;
         let config = Arc::new(config);
         let consumers = Arc::new(ConsumerStore::open(
             &dir.join("consumers"),
-            config.shards as usize,
+            shard_count as usize,
         )?);
-        let (shards, mut recovery) = open_shards(&dir, &config, true)?;
+        let (shards, mut recovery) =
+            open_shards(&dir, shard_count, config.index_interval_bytes, true)?;
         let next_seqs: Vec<SeqNo> = shards.iter().map(|s| s.next_seq()).collect();
         for (consumer, shard, from, to) in consumers.clamp_to(&next_seqs)? {
             tracing::warn!(
@@ -184,14 +193,15 @@ impl EmbeddedLog {
             StreamError::Config(format!("no stream in {} (no STREAM file)", dir.display()))
         })?;
         let config = Arc::new(StreamConfig {
-            shards: meta.shards,
+            shards: Some(meta.shards),
             ..StreamConfig::default()
         });
         let consumers = Arc::new(ConsumerStore::open_existing(
             &dir.join("consumers"),
-            config.shards as usize,
+            meta.shards as usize,
         )?);
-        let (shards, recovery) = open_shards(&dir, &config, false)?;
+        let (shards, recovery) =
+            open_shards(&dir, meta.shards, config.index_interval_bytes, false)?;
         Ok(EmbeddedLog {
             inner: Arc::new(Inner {
                 dir,
@@ -308,7 +318,7 @@ impl EmbeddedLog {
             .get(shard as usize)
             .ok_or(StreamError::UnknownShard {
                 shard,
-                shards: self.inner.config.shards,
+                shards: self.inner.shard_count(),
             })
     }
 
@@ -318,7 +328,7 @@ impl EmbeddedLog {
             .get(shard as usize)
             .ok_or(StreamError::UnknownShard {
                 shard,
-                shards: self.inner.config.shards,
+                shards: self.inner.shard_count(),
             })
     }
 
@@ -346,7 +356,7 @@ impl EmbeddedLog {
         let mut by_shard: BTreeMap<ShardId, Vec<Record>> = BTreeMap::new();
         let mut placement = Vec::with_capacity(records.len());
         for record in records {
-            let shard = shard_for_key(&record.key, config.shards);
+            let shard = shard_for_key(&record.key, self.inner.shard_count());
             let part = by_shard.entry(shard).or_default();
             placement.push((shard, part.len() as u64));
             part.push(record);
@@ -485,11 +495,11 @@ impl Drop for Inner {
 #[async_trait]
 impl Stream for EmbeddedLog {
     fn shard_count(&self) -> u32 {
-        self.inner.config.shards
+        self.inner.shard_count()
     }
 
     fn shard_for_key(&self, key: &[u8]) -> ShardId {
-        shard_for_key(key, self.inner.config.shards)
+        shard_for_key(key, self.inner.shard_count())
     }
 
     async fn append(&self, records: Vec<Record>) -> Result<Vec<Appended>> {
@@ -526,7 +536,7 @@ impl Stream for EmbeddedLog {
         if self.is_read_only() {
             return Err(StreamError::ReadOnly("registering a consumer"));
         }
-        let positions = (0..self.inner.config.shards)
+        let positions = (0..self.inner.shard_count())
             .map(|shard| self.resolve_now(shard, start))
             .collect::<Result<Vec<_>>>()?;
         self.inner.consumers.register(name, positions)?;
@@ -654,16 +664,17 @@ fn read_meta(dir: &Path) -> Result<Option<StreamMeta>> {
 /// Opens every shard, recovering (writable) or just reading (read-only) its newest segment.
 fn open_shards(
     dir: &Path,
-    config: &StreamConfig,
+    count: u32,
+    index_interval_bytes: u64,
     writable: bool,
 ) -> Result<(Vec<Arc<Shard>>, RecoveryReport)> {
     let mut recovery = RecoveryReport::default();
-    let mut shards = Vec::with_capacity(config.shards as usize);
-    for id in 0..config.shards {
+    let mut shards = Vec::with_capacity(count as usize);
+    for id in 0..count {
         shards.push(Arc::new(Shard::open(
             dir,
             id,
-            config.index_interval_bytes,
+            index_interval_bytes,
             writable,
             &mut recovery,
         )?));
@@ -671,29 +682,28 @@ fn open_shards(
     Ok((shards, recovery))
 }
 
-/// Creates the `STREAM` metadata file, or checks the configuration against it.
-fn check_meta(dir: &Path, shards: u32) -> Result<()> {
+/// Creates the `STREAM` metadata file, or checks the configuration against it; answers the
+/// stream's shard count (`configured`, else the existing stream's, else [`DEFAULT_SHARDS`]).
+fn check_meta(dir: &Path, configured: Option<u32>) -> Result<u32> {
     let path = dir.join("STREAM");
-    match read_meta(dir)? {
-        Some(meta) => {
-            if meta.shards != shards {
-                return Err(StreamError::Config(format!(
-                    "the stream in {} has {} shards but stream.shards is {shards}; the shard count \
-                     is fixed when a stream is created (changing it would move keys between shards)",
-                    dir.display(),
-                    meta.shards
-                )));
-            }
-            Ok(())
-        }
-        None => {
+    match (read_meta(dir)?, configured) {
+        (Some(meta), Some(shards)) if meta.shards != shards => Err(StreamError::Config(format!(
+            "the stream in {} has {} shards but stream.shards is {shards}; the shard count \
+                 is fixed when a stream is created (changing it would move keys between shards)",
+            dir.display(),
+            meta.shards
+        ))),
+        (Some(meta), _) => Ok(meta.shards),
+        (None, configured) => {
+            let shards = configured.unwrap_or(DEFAULT_SHARDS);
             let meta = StreamMeta {
                 format_version: 1,
                 shards,
             };
             let json = serde_json::to_vec(&meta)
                 .map_err(|e| StreamError::Config(format!("serializing stream metadata: {e}")))?;
-            write_atomic(&path, &json)
+            write_atomic(&path, &json)?;
+            Ok(shards)
         }
     }
 }
@@ -704,7 +714,7 @@ mod tests {
 
     fn config() -> StreamConfig {
         StreamConfig {
-            shards: 2,
+            shards: Some(2),
             segment_bytes: 4096,
             index_interval_bytes: 256,
             ..StreamConfig::default()
@@ -797,13 +807,32 @@ mod tests {
     }
 
     #[test]
+    fn an_unset_shard_count_keeps_the_streams_own_or_starts_with_the_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let unset = || StreamConfig {
+            shards: None,
+            ..config()
+        };
+        let fresh = EmbeddedLog::open(dir.path().join("new"), unset()).unwrap();
+        assert_eq!(fresh.shard_count(), DEFAULT_SHARDS);
+        drop(EmbeddedLog::open(dir.path().join("old"), config()).unwrap());
+        let reopened = EmbeddedLog::open(dir.path().join("old"), unset()).unwrap();
+        assert_eq!(reopened.shard_count(), 2);
+        let key = b"acme:s-1".to_vec();
+        let appended = reopened
+            .append_blocking(vec![Record::new(key.clone(), b"v".to_vec())])
+            .unwrap();
+        assert_eq!(appended[0].shard, shard_for_key(&key, 2));
+    }
+
+    #[test]
     fn shard_count_is_fixed_at_creation() {
         let dir = tempfile::tempdir().unwrap();
         drop(EmbeddedLog::open(dir.path(), config()).unwrap());
         let err = EmbeddedLog::open(
             dir.path(),
             StreamConfig {
-                shards: 3,
+                shards: Some(3),
                 ..config()
             },
         )

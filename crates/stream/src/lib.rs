@@ -42,7 +42,7 @@ mod stream;
 mod syncer;
 mod writer;
 
-pub use config::{Durability, RetentionConfig, StreamConfig};
+pub use config::{DEFAULT_SHARDS, Durability, RetentionConfig, StreamConfig};
 pub use embedded::{ClampedCheckpoint, EmbeddedLog, RecoveryReport, TruncatedTail, VerifyReport};
 pub use error::{StreamError, StreamErrorKind};
 pub use partition::{murmur2, shard_for_key};

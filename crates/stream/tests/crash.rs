@@ -25,7 +25,7 @@ const KEYS: u64 = 16;
 
 fn crash_config() -> StreamConfig {
     StreamConfig {
-        shards: 4,
+        shards: Some(4),
         durability: Durability::Fsync,
         segment_bytes: 64 << 10,
         ..StreamConfig::default()

@@ -247,7 +247,7 @@ fn open(dir: &Path, config: &StreamConfig) -> EmbeddedLog {
 fn run(case: Case) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = StreamConfig {
-        shards: case.shards,
+        shards: Some(case.shards),
         segment_bytes: case.segment_bytes,
         durability: case.durability,
         ..StreamConfig::default()

@@ -470,6 +470,7 @@ mod tests {
     /// are filled in first so that they are checked too.
     fn leaf_keys() -> Vec<Vec<String>> {
         let mut config = Config::default();
+        config.stream.shards = Some(1);
         config.stream.retention.max_bytes_per_shard = Some(1);
         config.lake.retention.events_days = Some(1);
         config.lake.retention.raw_days = Some(1);
@@ -548,7 +549,7 @@ mod tests {
             ..ConfigSources::default()
         };
         let config = load(&sources).unwrap().config;
-        assert_eq!(config.stream.shards, 8);
+        assert_eq!(config.stream.shards, Some(8));
         assert_eq!(
             config.stream.retention.max_age,
             Duration::from_secs(36 * 3600)
@@ -581,7 +582,7 @@ mod tests {
         let config = loaded.config;
         assert_eq!(config.log.level, "debug", "file over defaults");
         assert_eq!(config.stream.max_key_bytes, 100, "file over defaults");
-        assert_eq!(config.stream.shards, 3, "env over file");
+        assert_eq!(config.stream.shards, Some(3), "env over file");
         assert_eq!(
             config.data_dir,
             PathBuf::from("/from-flag"),

@@ -90,6 +90,9 @@ fn serve_with_sample_traffic_stops_cleanly_and_leaves_a_verifiable_stream() {
             "--data",
             data_arg,
         ])
+        // Several shards, so that every per-shard listing below has more than one row; the
+        // commands after it leave the count unset and must find 4 in the stream itself.
+        .env("TRIBUTARY_STREAM__SHARDS", "4")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

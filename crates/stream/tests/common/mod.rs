@@ -21,7 +21,7 @@ pub const FRAME_HEADER_LEN: u64 = 40;
 /// A config with `shards` shards, fsync durability and small segments.
 pub fn config(shards: u32, segment_bytes: u64) -> StreamConfig {
     StreamConfig {
-        shards,
+        shards: Some(shards),
         segment_bytes,
         durability: Durability::Fsync,
         ..StreamConfig::default()

@@ -223,8 +223,9 @@ pub fn run(config: &Config, args: &IngestBenchArgs) -> Result<ExitCode> {
         event_bytes,
     )?);
     let request_bytes_per_event = loadgen::bytes_per_event(&pool);
+    let shards = args.log.shards.unwrap_or(tributary_stream::DEFAULT_SHARDS);
     let stream_config = StreamConfig {
-        shards: args.log.shards,
+        shards: Some(shards),
         durability: args.log.durability,
         ..StreamConfig::default()
     };
@@ -344,7 +345,7 @@ pub fn run(config: &Config, args: &IngestBenchArgs) -> Result<ExitCode> {
         batch,
         rate: args.rate,
         durability: args.log.durability.to_string(),
-        shards: args.log.shards,
+        shards,
         seconds_per_point: seconds,
         server_threads: args.server_threads,
         client_threads: args.client_threads,

@@ -321,7 +321,7 @@ fn write_phase(
         EmbeddedLog::open(
             dir.join("stream"),
             StreamConfig {
-                shards: args.shards,
+                shards: Some(args.shards),
                 durability: Durability::None,
                 ..StreamConfig::default()
             },

@@ -34,10 +34,10 @@ pub struct LogArgs {
     #[arg(long, value_name = "MODE", default_value = "fsync",
           value_parser = |text: &str| text.parse::<Durability>())]
     pub durability: Durability,
-    /// Shards of each benchmarked log.
-    #[arg(long, value_name = "N", default_value_t = 4,
-          value_parser = clap::value_parser!(u32).range(1..=4096))]
-    pub shards: u32,
+    /// Shards of each benchmarked log [default: the stream's default, 1; `bench stream`: 4, the
+    /// count its many-writer append goal is set for].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub shards: Option<u32>,
 }
 
 impl LogArgs {

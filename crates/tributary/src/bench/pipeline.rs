@@ -291,7 +291,7 @@ fn drain_once(
         EmbeddedLog::open(
             dir.join("stream"),
             StreamConfig {
-                shards: args.shards,
+                shards: Some(args.shards),
                 durability: Durability::None,
                 ..StreamConfig::default()
             },

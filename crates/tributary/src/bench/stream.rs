@@ -123,6 +123,10 @@ struct Ratio {
     ratio: f64,
 }
 
+/// Shards when `--shards` is not given: the append goal (a million records/s with batches of
+/// 500 from many writers) needs more than one writer thread.
+const STREAM_BENCH_SHARDS: u32 = 4;
+
 /// Runs the benchmark, prints the table and the JSON line.
 pub fn run(config: &Config, args: &StreamBenchArgs) -> Result<ExitCode> {
     let seconds = args.seconds.unwrap_or(if args.quick {
@@ -138,6 +142,7 @@ pub fn run(config: &Config, args: &StreamBenchArgs) -> Result<ExitCode> {
     }
     let duration = Duration::from_secs_f64(seconds);
     let record_bytes = args.record_bytes as usize;
+    let shards = args.log.shards.unwrap_or(STREAM_BENCH_SHARDS);
 
     let mut plan: Vec<(usize, usize)> = BATCH_SIZES
         .iter()
@@ -158,7 +163,7 @@ pub fn run(config: &Config, args: &StreamBenchArgs) -> Result<ExitCode> {
     for &(batch, writers) in &plan {
         bar.set_message(format!("append: batch {batch}, {writers} writers"));
         let stream_config = StreamConfig {
-            shards: args.log.shards,
+            shards: Some(shards),
             durability: args.log.durability,
             ..StreamConfig::default()
         };
@@ -190,7 +195,7 @@ pub fn run(config: &Config, args: &StreamBenchArgs) -> Result<ExitCode> {
         machine,
         params: Params {
             durability: args.log.durability.to_string(),
-            shards: args.log.shards,
+            shards,
             record_bytes,
             seconds_per_cell: seconds,
             key_pool: KEY_POOL,
@@ -378,7 +383,7 @@ fn render(
         "stream bench: durability {}, {} shards, {}-byte values, keys from {KEY_POOL} sessions, \
          {seconds} s per cell, in {}\nmachine: {}\n\n",
         args.log.durability,
-        args.log.shards,
+        args.log.shards.unwrap_or(STREAM_BENCH_SHARDS),
         args.record_bytes,
         parent.display(),
         machine.summary(),
