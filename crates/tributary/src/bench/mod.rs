@@ -84,8 +84,8 @@ several times slower and says so in its output.")]
     /// bound for the same record size and concurrency.
     #[command(after_help = "\
 Examples:
-  tributary bench ingest --quick                 ~15 s: 32 connections, native API
-  tributary bench ingest                         ~70 s: 8, 32 and 64 connections
+  tributary bench ingest --quick                 ~15 s: 16 connections, native API
+  tributary bench ingest                         ~90 s: 8, 16, 32 and 64 connections
   tributary bench ingest --api kinesis --concurrency 64
   tributary bench ingest --durability none       the HTTP edge's CPU cost without the disk
 Build with --release: a debug build is several times slower and says so in its output.")]
