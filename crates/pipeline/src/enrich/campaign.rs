@@ -5,26 +5,28 @@
 //! events the same campaign columns.
 
 use tributary_model::Campaign;
-use url::Url;
+use url::form_urlencoded;
+
+use super::url_parts::ParsedUrl;
 
 /// Parses a page URL; `None` for an absent or blank one, `Some(Err(_))` for one that is not an
 /// absolute URL (an enrichment miss).
-pub fn parse_page_url(url: Option<&str>) -> Option<Result<Url, url::ParseError>> {
+pub fn parse_page_url(url: Option<&str>) -> Option<Result<ParsedUrl<'_>, url::ParseError>> {
     let url = url.map(str::trim).filter(|u| !u.is_empty())?;
-    Some(Url::parse(url))
+    Some(ParsedUrl::parse(url))
 }
 
 /// The page's host, lowercase and without port or trailing dot.
-pub fn page_host(url: &Url) -> Option<String> {
-    url.host_str()
+pub fn page_host(url: &ParsedUrl) -> Option<String> {
+    url.host()
         .map(|host| host.trim_end_matches('.').to_ascii_lowercase())
         .filter(|host| !host.is_empty())
 }
 
 /// The page's path as it appears in the URL (still percent-encoded), for producers that sent a
 /// URL but no path; `None` for URLs without a hierarchical path (`mailto:`, `data:`).
-pub fn page_path(url: &Url) -> Option<String> {
-    (!url.cannot_be_a_base()).then(|| url.path().to_string())
+pub fn page_path(url: &ParsedUrl) -> Option<String> {
+    url.path().map(str::to_string)
 }
 
 /// The campaign in the URL's `utm_source`, `utm_medium`, `utm_campaign`, `utm_term` and
@@ -32,12 +34,12 @@ pub fn page_path(url: &Url) -> Option<String> {
 ///
 /// Parameter names match case-insensitively (hand-built links say `UTM_Source`); the first
 /// non-empty occurrence of each wins, and empty values count as absent.
-pub fn campaign_from_url(url: &Url) -> Option<Campaign> {
+pub fn campaign_from_url(url: &ParsedUrl) -> Option<Campaign> {
     let mut campaign = Campaign::default();
     let mut found = false;
     // A URL without a query has nothing to read; skip building the pair iterator.
-    url.query()?;
-    for (name, value) in url.query_pairs() {
+    let query = url.query()?;
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
         let Some(field) = name
             .get(..4)
             .filter(|prefix| prefix.eq_ignore_ascii_case("utm_"))
@@ -55,9 +57,8 @@ pub fn campaign_from_url(url: &Url) -> Option<Campaign> {
 }
 
 /// The `utm_medium` of the URL, when present and non-empty.
-pub fn utm_medium(url: &Url) -> Option<String> {
-    url.query()?;
-    url.query_pairs()
+pub fn utm_medium(url: &ParsedUrl) -> Option<String> {
+    form_urlencoded::parse(url.query()?.as_bytes())
         .find(|(name, value)| name.eq_ignore_ascii_case("utm_medium") && !value.trim().is_empty())
         .map(|(_, value)| value.trim().to_string())
 }
@@ -79,8 +80,8 @@ fn campaign_field<'c>(campaign: &'c mut Campaign, suffix: &str) -> Option<&'c mu
 mod tests {
     use super::*;
 
-    fn url(s: &str) -> Url {
-        Url::parse(s).unwrap()
+    fn url(s: &str) -> ParsedUrl<'_> {
+        ParsedUrl::parse(s).unwrap()
     }
 
     #[test]

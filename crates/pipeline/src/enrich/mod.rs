@@ -19,6 +19,7 @@ pub mod campaign;
 pub mod geo;
 pub mod ip;
 pub mod referrer;
+mod url_parts;
 pub mod user_agent;
 
 use std::path::PathBuf;
@@ -158,16 +159,30 @@ impl Enricher {
                 }
                 None => None,
             };
+        // The parsed URL borrows the page's text, so what it gives is collected first and
+        // written into the page after.
+        let mut path_from_url = None;
+        let mut medium_from_url = None;
         if let Some(url) = &page_url {
             enriched.page_host = campaign::page_host(url);
-            if let Some(page) = context.page.as_mut()
-                && page.path.as_deref().is_none_or(str::is_empty)
+            if context
+                .page
+                .as_ref()
+                .is_some_and(|page| page.path.as_deref().is_none_or(str::is_empty))
             {
-                page.path = campaign::page_path(url);
+                path_from_url = Some(campaign::page_path(url));
             }
             if self.config.campaign_from_url && context.campaign.is_none() {
                 context.campaign = campaign::campaign_from_url(url);
             }
+            if self.config.referrer && context.campaign.is_none() {
+                medium_from_url = campaign::utm_medium(url);
+            }
+        }
+        if let Some(path) = path_from_url
+            && let Some(page) = context.page.as_mut()
+        {
+            page.path = path;
         }
 
         if self.config.referrer {
@@ -176,7 +191,7 @@ impl Enricher {
             // off.
             let medium = match &context.campaign {
                 Some(campaign) => campaign.medium.clone(),
-                None => page_url.as_ref().and_then(campaign::utm_medium),
+                None => medium_from_url,
             };
             let referrer = self.referrers.classify(
                 context.page.as_ref().and_then(|p| p.referrer.as_deref()),

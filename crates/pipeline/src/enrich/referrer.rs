@@ -16,7 +16,7 @@
 //! country's generic second level (`co.`, `com.`, `org.`, … under a two-letter TLD). Sites whose
 //! domains this gets wrong list them in `internal_hosts`.
 
-use url::Url;
+use super::url_parts::ParsedUrl;
 
 use super::EnrichError;
 
@@ -210,9 +210,9 @@ impl ReferrerClassifier {
         campaign_medium: Option<&str>,
     ) -> Referrer {
         let referrer = referrer.map(str::trim).filter(|r| !r.is_empty());
-        let (host, bad_url) = match referrer.map(Url::parse) {
+        let (host, bad_url) = match referrer.map(ParsedUrl::parse) {
             None => (None, false),
-            Some(Ok(url)) => (url.host_str().map(normalize_host), false),
+            Some(Ok(url)) => (url.host().map(normalize_host), false),
             Some(Err(_)) => (None, true),
         };
         let class = match &host {
