@@ -61,7 +61,11 @@ impl RowStats {
 }
 
 fn utc_timestamps() -> TimestampMicrosecondBuilder {
-    TimestampMicrosecondBuilder::new().with_timezone("UTC")
+    utc_timestamps_with_capacity(0)
+}
+
+fn utc_timestamps_with_capacity(rows: usize) -> TimestampMicrosecondBuilder {
+    TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC")
 }
 
 /// Sorts a batch by its tenant column, then its time column: rows of one tenant and one time
@@ -578,20 +582,49 @@ pub struct RawRow<'a> {
     pub payload: &'a str,
 }
 
+/// How big a raw buffer is expected to get: what the last flushed one reached. Building a
+/// buffer at that size up front spares the column buffers' doublings, each of which copied
+/// everything appended so far (for the payload, every stored event's JSON).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RawSizeHint {
+    /// Rows.
+    pub rows: usize,
+    /// Payload bytes.
+    pub payload_bytes: usize,
+}
+
 impl RawBuffer {
     /// An empty buffer for files of [`crate::schema::raw_file_schema`].
     pub fn new(schema: SchemaRef) -> RawBuffer {
+        RawBuffer::with_capacity(schema, RawSizeHint::default())
+    }
+
+    /// An empty buffer with room for `hint`'s rows and bytes, plus an eighth for growth.
+    pub fn with_capacity(schema: SchemaRef, hint: RawSizeHint) -> RawBuffer {
+        let rows = hint.rows + hint.rows / 8;
+        let ids = rows * 36;
         RawBuffer {
             schema,
-            tenant_id: StringBuilder::new(),
-            event_id: StringBuilder::new(),
-            ts: utc_timestamps(),
-            received_at: utc_timestamps(),
-            shard: UInt32Builder::new(),
-            seq: UInt64Builder::new(),
-            payload: StringBuilder::new(),
+            tenant_id: StringBuilder::with_capacity(rows, rows * 8),
+            event_id: StringBuilder::with_capacity(rows, ids),
+            ts: utc_timestamps_with_capacity(rows),
+            received_at: utc_timestamps_with_capacity(rows),
+            shard: UInt32Builder::with_capacity(rows),
+            seq: UInt64Builder::with_capacity(rows),
+            payload: StringBuilder::with_capacity(
+                rows,
+                hint.payload_bytes + hint.payload_bytes / 8,
+            ),
             stats: RowStats::empty(),
             bytes: 0,
+        }
+    }
+
+    /// How big this buffer got, as a hint for the next one.
+    pub fn size_hint(&self) -> RawSizeHint {
+        RawSizeHint {
+            rows: self.stats.rows as usize,
+            payload_bytes: self.bytes as usize,
         }
     }
 
@@ -889,5 +922,35 @@ mod tests {
         );
         let payload = batch.column_by_name("payload").unwrap().as_string::<i32>();
         assert_eq!(payload.value(0), "{\"x\":1}");
+    }
+
+    #[test]
+    fn a_presized_raw_buffer_reports_its_size_and_holds_the_same_rows() {
+        let rows = |buffer: &mut RawBuffer| {
+            for seq in 0..3u64 {
+                buffer.push(RawRow {
+                    tenant_id: if seq == 1 { "globex" } else { "acme" },
+                    event_id: "e",
+                    ts: 5,
+                    received_at: 10 - seq as i64,
+                    shard: 0,
+                    seq,
+                    payload: "{\"abc\":1}",
+                });
+            }
+        };
+        let mut plain = RawBuffer::new(raw_file_schema());
+        rows(&mut plain);
+        let hint = plain.size_hint();
+        assert_eq!(
+            hint,
+            RawSizeHint {
+                rows: 3,
+                payload_bytes: 27
+            }
+        );
+        let mut presized = RawBuffer::with_capacity(raw_file_schema(), hint);
+        rows(&mut presized);
+        assert_eq!(plain.finish().unwrap().0, presized.finish().unwrap().0);
     }
 }

@@ -29,7 +29,7 @@ use tributary_pipeline::dedup::DedupStore;
 use tributary_pipeline::{Outcome, Pipeline, StreamPosition};
 use tributary_stream::{ReadBatch, ReadLimits, ShardId, StartPosition, Stream};
 
-use crate::buffer::{RawBuffer, RawRow};
+use crate::buffer::{RawBuffer, RawRow, RawSizeHint};
 use crate::commit::{new_file, publish};
 use crate::config::LakeConfig;
 use crate::error::LakeError;
@@ -216,7 +216,7 @@ impl LakeWriter {
         );
         drop(sender);
 
-        let mut buffers = Buffers::new(positions);
+        let mut buffers = Buffers::new(positions, RawSizeHint::default());
         loop {
             let deadline = buffers
                 .oldest
@@ -356,7 +356,8 @@ impl LakeWriter {
             return Ok(FlushSummary::default());
         }
         let started = Instant::now();
-        let taken = std::mem::replace(buffers, Buffers::new(buffers.consumed.clone()));
+        let next = Buffers::new(buffers.consumed.clone(), buffers.raw_size_hint());
+        let taken = std::mem::replace(buffers, next);
         let records = taken.records;
         let positions = taken.consumed.clone();
         let oldest_received = taken.oldest_received;
@@ -512,11 +513,14 @@ struct Buffers {
     consumed: BTreeMap<ShardId, u64>,
     /// Per shard: the position last committed.
     committed: BTreeMap<ShardId, u64>,
+    /// How big a new raw buffer is made: the largest of the previous flush.
+    raw_hint: RawSizeHint,
 }
 
 impl Buffers {
-    fn new(positions: BTreeMap<ShardId, u64>) -> Buffers {
+    fn new(positions: BTreeMap<ShardId, u64>, raw_hint: RawSizeHint) -> Buffers {
         Buffers {
+            raw_hint,
             raw: HashMap::new(),
             outcomes: OutcomeBuffers::default(),
             records: 0,
@@ -534,10 +538,22 @@ impl Buffers {
             self.oldest_received
                 .map_or(row.received_at, |oldest| oldest.min(row.received_at)),
         );
+        let hint = self.raw_hint;
         self.raw
             .entry((day_of(row.received_at), hour_of(row.received_at)))
-            .or_insert_with(|| RawBuffer::new(schema.clone()))
+            .or_insert_with(|| RawBuffer::with_capacity(schema.clone(), hint))
             .push(row);
+    }
+
+    /// The largest raw buffer's size: the next flush's buffers are made that big. (The
+    /// busiest partition sets it; a buffer for a few late events reserves that much address
+    /// space, but only the pages it writes are ever touched.)
+    fn raw_size_hint(&self) -> RawSizeHint {
+        self.raw
+            .values()
+            .map(RawBuffer::size_hint)
+            .max_by_key(|hint| hint.payload_bytes)
+            .unwrap_or(self.raw_hint)
     }
 
     fn over_size(&self, config: &LakeConfig) -> bool {
