@@ -88,6 +88,18 @@ struct ErrorBody<'a> {
 }
 
 impl ApiError {
+    /// A batch of `count` events (or messages, as the API calls them) over
+    /// `max_events_per_batch`.
+    pub fn too_many_events(count: usize, limit: usize, noun: &str) -> ApiError {
+        ApiError::TooLarge {
+            limit: "max_events_per_batch",
+            value: limit,
+            message: format!(
+                "the batch has {count} {noun}, over the limit of {limit} (max_events_per_batch)"
+            ),
+        }
+    }
+
     /// The HTTP status this error is answered with.
     pub fn status(&self) -> StatusCode {
         match self {

@@ -228,48 +228,47 @@ pub async fn events(
 ) -> Result<Json<IngestResponse>, ApiError> {
     let request = request::read(&collector, "native", request, request::no_body_key).await?;
     let config = &collector.config;
-    let mut records = Vec::new();
-    let mut rejected = Vec::new();
-    if let Some(events) = parse_array_in_one_pass(&request.body, config.max_events_per_batch) {
-        // The common batch: every element parsed; only the limits and edge rules remain.
-        records.reserve_exact(events.len());
-        for (index, (bytes, native)) in events.into_iter().enumerate() {
-            let outcome = check_limits(index, bytes, config)
-                .and_then(|()| finish_event(index, bytes, native, &request.meta))
-                .and_then(|event| ingest::event_record(&event).map_err(|e| internal(index, e)));
-            match outcome {
-                Ok(record) => records.push(record),
-                Err(rejection) => rejected.push(rejection),
-            }
-        }
-    } else {
-        let raw_events = split_events(&request.body)?;
-        if raw_events.len() > config.max_events_per_batch {
-            return Err(ApiError::TooLarge {
-                limit: "max_events_per_batch",
-                value: config.max_events_per_batch,
-                message: format!(
-                    "the batch has {} events, over the limit of {} (max_events_per_batch)",
-                    raw_events.len(),
-                    config.max_events_per_batch
-                ),
-            });
-        }
-        records.reserve_exact(raw_events.len());
-        for (index, raw) in raw_events.into_iter().enumerate() {
-            let outcome = raw
-                .map_err(|e| Rejection {
-                    index,
-                    reason: "invalid_json",
-                    field: None,
-                    message: e.to_string(),
+    let events: Vec<Result<StoredEvent, Rejection>> =
+        match parse_array_in_one_pass(&request.body, config.max_events_per_batch) {
+            // The common batch: every element parsed; only the limits and edge rules remain.
+            Some(events) => events
+                .into_iter()
+                .enumerate()
+                .map(|(index, (bytes, native))| {
+                    check_limits(index, bytes, config)
+                        .and_then(|()| finish_event(index, bytes, native, &request.meta))
                 })
-                .and_then(|raw| parse_event(index, raw, &collector, &request.meta))
-                .and_then(|event| ingest::event_record(&event).map_err(|e| internal(index, e)));
-            match outcome {
-                Ok(record) => records.push(record),
-                Err(rejection) => rejected.push(rejection),
+                .collect(),
+            None => {
+                let raw_events = split_events(&request.body)?;
+                if raw_events.len() > config.max_events_per_batch {
+                    return Err(ApiError::too_many_events(
+                        raw_events.len(),
+                        config.max_events_per_batch,
+                        "events",
+                    ));
+                }
+                raw_events
+                    .into_iter()
+                    .enumerate()
+                    .map(|(index, raw)| {
+                        raw.map_err(|e| Rejection {
+                            index,
+                            reason: "invalid_json",
+                            field: None,
+                            message: e.to_string(),
+                        })
+                        .and_then(|raw| parse_event(index, raw, &collector, &request.meta))
+                    })
+                    .collect()
             }
+        };
+    let mut records = Vec::with_capacity(events.len());
+    let mut rejected = Vec::new();
+    for (index, event) in events.into_iter().enumerate() {
+        match event.and_then(|event| ingest::event_record(&event).map_err(|e| internal(index, e))) {
+            Ok(record) => records.push(record),
+            Err(rejection) => rejected.push(rejection),
         }
     }
     ingest::count_rejections("native", &rejected);

@@ -132,15 +132,11 @@ pub async fn batch(State(collector): State<Arc<Collector>>, request: Request) ->
     }
     let config = &collector.config;
     if items.len() > config.max_events_per_batch {
-        return Err(ApiError::TooLarge {
-            limit: "max_events_per_batch",
-            value: config.max_events_per_batch,
-            message: format!(
-                "the batch has {} messages, over the limit of {} (max_events_per_batch)",
-                items.len(),
-                config.max_events_per_batch
-            ),
-        });
+        return Err(ApiError::too_many_events(
+            items.len(),
+            config.max_events_per_batch,
+            "messages",
+        ));
     }
     let defaults = BatchDefaults {
         sent_at: batch_time(body.sent_at.as_ref())?,

@@ -105,7 +105,8 @@ fn is_plain_host(host: &str) -> bool {
         && host
             .rsplit('.')
             .next()
-            .is_some_and(|last| last.as_bytes()[0].is_ascii_lowercase())
+            .and_then(|last| last.bytes().next())
+            .is_some_and(|first| first.is_ascii_lowercase())
 }
 
 /// Characters the path keeps as written, and no dot segment (`.`, `..`, or their
