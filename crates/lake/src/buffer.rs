@@ -16,6 +16,7 @@ use serde_json::Value;
 use tributary_model::{Campaign, Event, PageContext};
 
 use crate::error::LakeError;
+use crate::raw_buffer::RawRow;
 use crate::schema::{
     PromotedProperty, PromotedType, campaign_fields, context_fields, enriched_fields, page_fields,
     reason_fields,
@@ -37,7 +38,7 @@ pub struct RowStats {
 }
 
 impl RowStats {
-    fn empty() -> RowStats {
+    pub(crate) fn empty() -> RowStats {
         RowStats {
             rows: 0,
             min_ts: i64::MAX,
@@ -47,7 +48,7 @@ impl RowStats {
         }
     }
 
-    fn add(&mut self, ts: i64, tenant: &str) {
+    pub(crate) fn add(&mut self, ts: i64, tenant: &str) {
         if self.rows == 0 || tenant < self.min_tenant.as_str() {
             self.min_tenant = tenant.to_string();
         }
@@ -64,7 +65,7 @@ fn utc_timestamps() -> TimestampMicrosecondBuilder {
     utc_timestamps_with_capacity(0)
 }
 
-fn utc_timestamps_with_capacity(rows: usize) -> TimestampMicrosecondBuilder {
+pub(crate) fn utc_timestamps_with_capacity(rows: usize) -> TimestampMicrosecondBuilder {
     TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC")
 }
 
@@ -549,122 +550,6 @@ impl CuratedBuffer {
     }
 }
 
-/// Rows of one raw archive partition (`dt`, `hour`).
-pub struct RawBuffer {
-    schema: SchemaRef,
-    tenant_id: StringBuilder,
-    event_id: StringBuilder,
-    ts: TimestampMicrosecondBuilder,
-    received_at: TimestampMicrosecondBuilder,
-    shard: UInt32Builder,
-    seq: UInt64Builder,
-    payload: StringBuilder,
-    stats: RowStats,
-    bytes: u64,
-}
-
-/// One stream record as the raw archive keeps it.
-#[derive(Debug, Clone, Copy)]
-pub struct RawRow<'a> {
-    /// The event's tenant (empty for a record that is not an event).
-    pub tenant_id: &'a str,
-    /// The event's id (empty for a record that is not an event).
-    pub event_id: &'a str,
-    /// Event time (the stream's timestamp for a record that is not an event).
-    pub ts: i64,
-    /// Arrival time at the collector.
-    pub received_at: i64,
-    /// Stream shard.
-    pub shard: u32,
-    /// Sequence number in the shard.
-    pub seq: u64,
-    /// The record's value, as stored.
-    pub payload: &'a str,
-}
-
-/// How big a raw buffer is expected to get: what the last flushed one reached. Building a
-/// buffer at that size up front spares the column buffers' doublings, each of which copied
-/// everything appended so far (for the payload, every stored event's JSON).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RawSizeHint {
-    /// Rows.
-    pub rows: usize,
-    /// Payload bytes.
-    pub payload_bytes: usize,
-}
-
-impl RawBuffer {
-    /// An empty buffer for files of [`crate::schema::raw_file_schema`].
-    pub fn new(schema: SchemaRef) -> RawBuffer {
-        RawBuffer::with_capacity(schema, RawSizeHint::default())
-    }
-
-    /// An empty buffer with room for `hint`'s rows and bytes, plus an eighth for growth.
-    pub fn with_capacity(schema: SchemaRef, hint: RawSizeHint) -> RawBuffer {
-        let rows = hint.rows + hint.rows / 8;
-        let ids = rows * 36;
-        RawBuffer {
-            schema,
-            tenant_id: StringBuilder::with_capacity(rows, rows * 8),
-            event_id: StringBuilder::with_capacity(rows, ids),
-            ts: utc_timestamps_with_capacity(rows),
-            received_at: utc_timestamps_with_capacity(rows),
-            shard: UInt32Builder::with_capacity(rows),
-            seq: UInt64Builder::with_capacity(rows),
-            payload: StringBuilder::with_capacity(
-                rows,
-                hint.payload_bytes + hint.payload_bytes / 8,
-            ),
-            stats: RowStats::empty(),
-            bytes: 0,
-        }
-    }
-
-    /// How big this buffer got, as a hint for the next one.
-    pub fn size_hint(&self) -> RawSizeHint {
-        RawSizeHint {
-            rows: self.stats.rows as usize,
-            payload_bytes: self.bytes as usize,
-        }
-    }
-
-    /// Adds one record.
-    pub fn push(&mut self, row: RawRow<'_>) {
-        self.tenant_id.append_value(row.tenant_id);
-        self.event_id.append_value(row.event_id);
-        self.ts.append_value(row.ts);
-        self.received_at.append_value(row.received_at);
-        self.shard.append_value(row.shard);
-        self.seq.append_value(row.seq);
-        self.payload.append_value(row.payload);
-        self.stats.add(row.received_at, row.tenant_id);
-        self.bytes += row.payload.len() as u64;
-    }
-
-    /// Bytes buffered.
-    pub fn bytes(&self) -> u64 {
-        self.bytes
-    }
-
-    /// The rows, sorted by (tenant_id, received_at), and their statistics.
-    pub fn finish(mut self) -> Result<(RecordBatch, RowStats), LakeError> {
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(self.tenant_id.finish()),
-            Arc::new(self.event_id.finish()),
-            Arc::new(self.ts.finish()),
-            Arc::new(self.received_at.finish()),
-            Arc::new(self.shard.finish()),
-            Arc::new(self.seq.finish()),
-            Arc::new(self.payload.finish()),
-        ];
-        let batch = RecordBatch::try_new(self.schema.clone(), columns)?;
-        Ok((
-            sort_by_tenant_and_time(&batch, "tenant_id", "received_at")?,
-            self.stats,
-        ))
-    }
-}
-
 /// Rows of one quarantine partition (`dt`).
 pub struct QuarantineBuffer {
     schema: SchemaRef,
@@ -779,7 +664,7 @@ impl QuarantineBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::{curated_file_schema, raw_file_schema};
+    use crate::schema::curated_file_schema;
     use arrow::array::{Int64Array, StringArray};
     use arrow::datatypes::{Float64Type, Schema};
     use proptest::prelude::*;
@@ -900,57 +785,5 @@ mod tests {
         };
         assert_eq!(keys_of(0), ["items"]);
         assert_eq!(keys_of(1), ["items", "revenue"]);
-    }
-
-    #[test]
-    fn raw_rows_keep_the_payload() {
-        let mut buffer = RawBuffer::new(raw_file_schema());
-        buffer.push(RawRow {
-            tenant_id: "acme",
-            event_id: "e1",
-            ts: 5,
-            received_at: 6,
-            shard: 1,
-            seq: 9,
-            payload: "{\"x\":1}",
-        });
-        let (batch, stats) = buffer.finish().unwrap();
-        assert_eq!(stats.rows, 1);
-        assert_eq!(
-            stats.min_ts, 6,
-            "the raw archive's time column is received_at"
-        );
-        let payload = batch.column_by_name("payload").unwrap().as_string::<i32>();
-        assert_eq!(payload.value(0), "{\"x\":1}");
-    }
-
-    #[test]
-    fn a_presized_raw_buffer_reports_its_size_and_holds_the_same_rows() {
-        let rows = |buffer: &mut RawBuffer| {
-            for seq in 0..3u64 {
-                buffer.push(RawRow {
-                    tenant_id: if seq == 1 { "globex" } else { "acme" },
-                    event_id: "e",
-                    ts: 5,
-                    received_at: 10 - seq as i64,
-                    shard: 0,
-                    seq,
-                    payload: "{\"abc\":1}",
-                });
-            }
-        };
-        let mut plain = RawBuffer::new(raw_file_schema());
-        rows(&mut plain);
-        let hint = plain.size_hint();
-        assert_eq!(
-            hint,
-            RawSizeHint {
-                rows: 3,
-                payload_bytes: 27
-            }
-        );
-        let mut presized = RawBuffer::with_capacity(raw_file_schema(), hint);
-        rows(&mut presized);
-        assert_eq!(plain.finish().unwrap().0, presized.finish().unwrap().0);
     }
 }

@@ -29,6 +29,7 @@ pub mod fault;
 pub mod layout;
 pub mod lifecycle;
 pub mod parquet_io;
+pub mod raw_buffer;
 pub mod replay;
 mod routing;
 pub mod schema;

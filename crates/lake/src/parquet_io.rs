@@ -82,16 +82,23 @@ pub fn writer_properties(
     Ok(builder.build())
 }
 
-/// Encodes one sorted batch as a complete Parquet file in memory.
-pub fn encode(batch: &RecordBatch, properties: WriterProperties) -> Result<Bytes, LakeError> {
+/// Encodes sorted batches of `schema`, in order, as one complete Parquet file in memory.
+pub fn encode(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    properties: WriterProperties,
+) -> Result<Bytes, LakeError> {
     let parquet_error = |source| LakeError::Parquet {
         path: "(new file)".into(),
         source,
     };
-    let mut buffer = Vec::with_capacity(batch.get_array_memory_size() / 8);
-    let mut writer = ArrowWriter::try_new(&mut buffer, batch.schema(), Some(properties))
+    let memory: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
+    let mut buffer = Vec::with_capacity(memory / 8);
+    let mut writer = ArrowWriter::try_new(&mut buffer, schema.clone(), Some(properties))
         .map_err(parquet_error)?;
-    writer.write(batch).map_err(parquet_error)?;
+    for batch in batches {
+        writer.write(batch).map_err(parquet_error)?;
+    }
     writer.close().map_err(parquet_error)?;
     Ok(Bytes::from(buffer))
 }

@@ -442,7 +442,7 @@ impl<'a> Run<'a> {
             let tenant = table.def.tenant_column.as_str();
             let stats = batch_stats(&batch, time, tenant)?;
             let properties = writer_properties(options, &schema, &[tenant, time])?;
-            let contents = encode(&batch, properties)?;
+            let contents = encode(&schema, &[batch], properties)?;
             Ok::<_, LakeError>(new_file_versioned(
                 &table,
                 file.schema_version,

@@ -9,13 +9,14 @@ use arrow::datatypes::SchemaRef;
 use tributary_model::Event;
 use tributary_pipeline::Outcome;
 
-use crate::buffer::{CuratedBuffer, QuarantineBuffer, QuarantineRow, RawRow};
+use crate::buffer::{CuratedBuffer, QuarantineBuffer, QuarantineRow};
 use crate::commit::{NewFile, new_file};
 use crate::config::LakeConfig;
 use crate::error::LakeError;
 use crate::family::FamilyRules;
 use crate::layout::{curated_partition, day_of, quarantine_partition};
 use crate::parquet_io::{ParquetOptions, encode, writer_properties};
+use crate::raw_buffer::RawRow;
 use crate::schema::{curated_file_schema, quarantine_file_schema, raw_file_schema};
 use crate::telemetry;
 use crate::writer::LakeTables;
@@ -162,7 +163,7 @@ impl OutcomeBuffers {
         let curated_props = writer_properties(options, &shapes.curated, &["tenant_id", "ts"])?;
         for ((day, family), buffer) in self.curated {
             let (batch, stats) = buffer.finish()?;
-            let contents = encode(&batch, curated_props.clone())?;
+            let contents = encode(&shapes.curated, &[batch], curated_props.clone())?;
             files.push(new_file(
                 &shapes.tables.events,
                 curated_partition(day, &family),
@@ -175,7 +176,7 @@ impl OutcomeBuffers {
             writer_properties(options, &shapes.quarantine, &["tenant_id", "received_at"])?;
         for (day, buffer) in self.quarantine {
             let (batch, stats) = buffer.finish()?;
-            let contents = encode(&batch, quarantine_props.clone())?;
+            let contents = encode(&shapes.quarantine, &[batch], quarantine_props.clone())?;
             files.push(new_file(
                 &shapes.tables.quarantine,
                 quarantine_partition(day),

@@ -29,12 +29,12 @@ use tributary_pipeline::dedup::DedupStore;
 use tributary_pipeline::{Outcome, Pipeline, StreamPosition};
 use tributary_stream::{ReadBatch, ReadLimits, ShardId, StartPosition, Stream};
 
-use crate::buffer::{RawBuffer, RawRow, RawSizeHint};
 use crate::commit::{new_file, publish};
 use crate::config::LakeConfig;
 use crate::error::LakeError;
 use crate::layout::{day_of, hour_of, raw_partition};
 use crate::parquet_io::{encode, writer_properties};
+use crate::raw_buffer::{RawBuffer, RawRow, RawSizeHints};
 use crate::routing::{OutcomeBuffers, Shapes, Source};
 use crate::schema::{events_table, quarantine_table, raw_events_table};
 use crate::telemetry;
@@ -216,7 +216,7 @@ impl LakeWriter {
         );
         drop(sender);
 
-        let mut buffers = Buffers::new(positions, RawSizeHint::default());
+        let mut buffers = Buffers::new(positions, RawSizeHints::default());
         loop {
             let deadline = buffers
                 .oldest
@@ -356,7 +356,7 @@ impl LakeWriter {
             return Ok(FlushSummary::default());
         }
         let started = Instant::now();
-        let next = Buffers::new(buffers.consumed.clone(), buffers.raw_size_hint());
+        let next = Buffers::new(buffers.consumed.clone(), buffers.raw_size_hints());
         let taken = std::mem::replace(buffers, next);
         let records = taken.records;
         let positions = taken.consumed.clone();
@@ -370,8 +370,8 @@ impl LakeWriter {
             let options = shapes.options();
             let raw_props = writer_properties(options, &shapes.raw, &["tenant_id", "received_at"])?;
             for ((day, hour), buffer) in taken.raw {
-                let (batch, stats) = buffer.finish()?;
-                let contents = encode(&batch, raw_props.clone())?;
+                let (batches, stats) = buffer.finish()?;
+                let contents = encode(&shapes.raw, &batches, raw_props.clone())?;
                 files.push(new_file(
                     &shapes.tables.raw,
                     raw_partition(day, hour),
@@ -513,14 +513,14 @@ struct Buffers {
     consumed: BTreeMap<ShardId, u64>,
     /// Per shard: the position last committed.
     committed: BTreeMap<ShardId, u64>,
-    /// How big a new raw buffer is made: the largest of the previous flush.
-    raw_hint: RawSizeHint,
+    /// How big a new raw buffer's tenants are made: the largest of the previous flush.
+    raw_hints: RawSizeHints,
 }
 
 impl Buffers {
-    fn new(positions: BTreeMap<ShardId, u64>, raw_hint: RawSizeHint) -> Buffers {
+    fn new(positions: BTreeMap<ShardId, u64>, raw_hints: RawSizeHints) -> Buffers {
         Buffers {
-            raw_hint,
+            raw_hints,
             raw: HashMap::new(),
             outcomes: OutcomeBuffers::default(),
             records: 0,
@@ -538,22 +538,22 @@ impl Buffers {
             self.oldest_received
                 .map_or(row.received_at, |oldest| oldest.min(row.received_at)),
         );
-        let hint = self.raw_hint;
+        let hints = &self.raw_hints;
         self.raw
             .entry((day_of(row.received_at), hour_of(row.received_at)))
-            .or_insert_with(|| RawBuffer::with_capacity(schema.clone(), hint))
+            .or_insert_with(|| RawBuffer::with_capacity(schema.clone(), hints.clone()))
             .push(row);
     }
 
-    /// The largest raw buffer's size: the next flush's buffers are made that big. (The
-    /// busiest partition sets it; a buffer for a few late events reserves that much address
-    /// space, but only the pages it writes are ever touched.)
-    fn raw_size_hint(&self) -> RawSizeHint {
-        self.raw
-            .values()
-            .map(RawBuffer::size_hint)
-            .max_by_key(|hint| hint.payload_bytes)
-            .unwrap_or(self.raw_hint)
+    /// Per tenant, the largest size its raw rows reached in one partition: the next flush's
+    /// buffers are made that big. (The busiest partition sets it; a buffer for a few late
+    /// events reserves that much address space, but only the pages it writes are touched.)
+    fn raw_size_hints(&self) -> RawSizeHints {
+        let mut hints = RawSizeHints::default();
+        for buffer in self.raw.values() {
+            hints.merge_max(buffer.size_hints());
+        }
+        hints
     }
 
     fn over_size(&self, config: &LakeConfig) -> bool {

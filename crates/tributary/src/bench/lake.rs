@@ -908,7 +908,11 @@ fn encode_and_commit(
                 continue;
             }
             let (batch, stats) = buffer.finish()?;
-            let contents = encode(&batch, properties.clone())?;
+            let contents = encode(
+                &batch.schema(),
+                std::slice::from_ref(&batch),
+                properties.clone(),
+            )?;
             pending.push(new_file(table, partition, stats, contents, now_micros()));
         }
         windows += 1;
