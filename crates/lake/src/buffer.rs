@@ -737,6 +737,41 @@ mod tests {
     }
 
     #[test]
+    fn curated_files_keep_statistics_except_for_free_text() {
+        use crate::parquet_io::{ParquetOptions, encode, writer_properties};
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+
+        let schema = curated_file_schema(&[]);
+        let mut buffer = CuratedBuffer::new(schema.clone(), &[]);
+        let mut event = event("acme", 10, serde_json::json!(1));
+        if let Some(page) = event.context.page.as_mut() {
+            page.url = Some("https://acme.example.com/checkout".into());
+        }
+        buffer.push(&event, 100).unwrap();
+        let (batch, _) = buffer.finish().unwrap();
+        let options = ParquetOptions {
+            zstd_level: 1,
+            row_group_rows: 1000,
+        };
+        let properties = writer_properties(options, &schema, &["tenant_id", "ts"]).unwrap();
+        let file = encode(&schema, &[batch], properties).unwrap();
+        let reader = SerializedFileReader::new(file).unwrap();
+        let group = reader.metadata().row_group(0);
+        let has_statistics = |path: &str| {
+            group
+                .columns()
+                .iter()
+                .find(|column| column.column_path().string() == path)
+                .map(|column| column.statistics().is_some())
+        };
+        assert_eq!(has_statistics("tenant_id"), Some(true));
+        assert_eq!(has_statistics("context.page.path"), Some(true));
+        assert_eq!(has_statistics("context.page.url"), Some(false));
+        assert_eq!(has_statistics("properties.key_value.value"), Some(false));
+        assert_eq!(has_statistics("properties.key_value.key"), Some(true));
+    }
+
+    #[test]
     fn curated_rows_are_sorted_and_promoted() {
         let promoted = vec![PromotedProperty {
             name: "revenue".into(),

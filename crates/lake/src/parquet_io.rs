@@ -21,6 +21,18 @@ use crate::error::LakeError;
 const UNIQUE_COLUMNS: &[&str] = &["event_id", "payload"];
 /// Sorted timestamps: delta encoding stores most of them in a byte or two.
 const DELTA_COLUMNS: &[&str] = &["ts", "received_at", "seq"];
+/// Long free-text leaf columns (dotted paths) whose min/max would prune nothing: payloads,
+/// URLs, titles, user agents, leftover JSON and property values. Their statistics are not
+/// kept; computing them compared every value with the page's extremes, byte by byte over
+/// shared prefixes like `https://shop.example.com/`.
+const NO_STATISTICS_COLUMNS: &[&str] = &[
+    "payload",
+    "context.page.url",
+    "context.page.title",
+    "context.user_agent",
+    "context.extra",
+    "properties.key_value.value",
+];
 
 /// Settings of every Parquet file the lake writes.
 #[derive(Debug, Clone, Copy)]
@@ -57,6 +69,10 @@ pub fn writer_properties(
         })
         .collect();
     builder = builder.set_sorting_columns(Some(sorting));
+    for path in NO_STATISTICS_COLUMNS {
+        let column = ColumnPath::new(path.split('.').map(str::to_owned).collect());
+        builder = builder.set_column_statistics_enabled(column, EnabledStatistics::None);
+    }
     for field in schema.fields() {
         let name = field.name().as_str();
         if UNIQUE_COLUMNS.contains(&name) {

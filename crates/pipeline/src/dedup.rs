@@ -15,6 +15,7 @@
 //! keys past the window, and rewrites it compactly; the file is rewritten again whenever it
 //! holds more than twice the live keys.
 
+use std::collections::hash_map::Entry;
 use std::fs::{File, OpenOptions};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::{BufWriter, Read, Write};
@@ -178,22 +179,29 @@ impl DedupStore {
         received_at: i64,
     ) -> Result<DedupVerdict, PipelineError> {
         let key = key(tenant, event_id);
-        if let Some(entry) = self.seen.get(&key) {
-            let in_window = entry.received_at >= received_at.saturating_sub(self.window_micros);
-            if entry.position == position {
-                return Ok(DedupVerdict::First);
-            }
-            if in_window {
-                return Ok(DedupVerdict::Repeat {
-                    first: entry.position,
-                });
-            }
-        }
         let entry = Seen {
             position,
             received_at,
         };
-        self.seen.insert(key, entry);
+        // One probe of the table for both the lookup and the insert: with millions of keys
+        // each probe is a cache miss.
+        match self.seen.entry(key) {
+            Entry::Occupied(mut occupied) => {
+                let first = *occupied.get();
+                if first.position == position {
+                    return Ok(DedupVerdict::First);
+                }
+                if first.received_at >= received_at.saturating_sub(self.window_micros) {
+                    return Ok(DedupVerdict::Repeat {
+                        first: first.position,
+                    });
+                }
+                occupied.insert(entry);
+            }
+            Entry::Vacant(vacant) => {
+                vacant.insert(entry);
+            }
+        }
         self.newest = self.newest.max(received_at);
         self.file
             .write_all(&encode(key, entry))

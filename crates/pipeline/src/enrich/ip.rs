@@ -41,7 +41,32 @@ pub fn truncate(ip: IpAddr) -> IpAddr {
 /// when `ip` is not an IP address: the caller must then drop the value rather than keep it,
 /// since a string we cannot parse we cannot truncate either, and it may still be personal data.
 pub fn anonymize(ip: &str) -> Option<String> {
-    parse(ip).map(|ip| truncate(ip).to_string())
+    parse(ip).map(|ip| text(truncate(ip)))
+}
+
+/// An address's canonical text form, as its `Display` writes it. IPv4 is written octet by
+/// octet: `Display` goes through the formatter's padding machinery, which made formatting the
+/// anonymized address a sixth of the enricher's time.
+pub fn text(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut text = String::with_capacity(15);
+            for (index, octet) in v4.octets().into_iter().enumerate() {
+                if index > 0 {
+                    text.push('.');
+                }
+                if octet >= 100 {
+                    text.push(char::from(b'0' + octet / 100));
+                }
+                if octet >= 10 {
+                    text.push(char::from(b'0' + octet / 10 % 10));
+                }
+                text.push(char::from(b'0' + octet % 10));
+            }
+            text
+        }
+        IpAddr::V6(v6) => v6.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -102,6 +127,14 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn text_is_what_display_writes(bits in any::<u128>(), v4 in any::<u32>()) {
+            let v4 = IpAddr::V4(Ipv4Addr::from_bits(v4));
+            prop_assert_eq!(text(v4), v4.to_string());
+            let v6 = IpAddr::V6(Ipv6Addr::from_bits(bits));
+            prop_assert_eq!(text(v6), v6.to_string());
+        }
+
         #[test]
         fn anonymize_is_idempotent(bits in any::<u128>(), v4 in any::<u32>(), use_v4 in any::<bool>()) {
             let ip = if use_v4 {

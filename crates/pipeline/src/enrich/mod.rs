@@ -240,7 +240,7 @@ impl Enricher {
                         }
                     }
                     context.ip = Some(if self.config.anonymize_ip {
-                        ip::truncate(addr).to_string()
+                        ip::text(ip::truncate(addr))
                     } else {
                         raw
                     });
