@@ -16,6 +16,8 @@
 //! country's generic second level (`co.`, `com.`, `org.`, … under a two-letter TLD). Sites whose
 //! domains this gets wrong list them in `internal_hosts`.
 
+use std::borrow::Cow;
+
 use super::url_parts::ParsedUrl;
 
 use super::EnrichError;
@@ -212,7 +214,10 @@ impl ReferrerClassifier {
         let referrer = referrer.map(str::trim).filter(|r| !r.is_empty());
         let (host, bad_url) = match referrer.map(ParsedUrl::parse) {
             None => (None, false),
-            Some(Ok(url)) => (url.host().map(normalize_host), false),
+            Some(Ok(url)) => (
+                url.host().map(|host| normalize_host(host).into_owned()),
+                false,
+            ),
             Some(Err(_)) => (None, true),
         };
         let class = match &host {
@@ -279,8 +284,13 @@ fn classify_host(host: &str) -> ReferrerClass {
 
 /// Lowercase, without a trailing dot (`Example.COM.` is `example.com`). `Url` already drops
 /// the port and lowercases hosts of http(s) URLs; other schemes keep their case.
-fn normalize_host(host: &str) -> String {
-    host.trim_end_matches('.').to_ascii_lowercase()
+fn normalize_host(host: &str) -> Cow<'_, str> {
+    let host = host.trim_end_matches('.');
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    }
 }
 
 /// `host` is `domain` or one of its subdomains (`m.facebook.com` is under `facebook.com`;
@@ -293,7 +303,11 @@ fn is_same_or_subdomain(host: &str, domain: &str) -> bool {
 /// The approximate registrable domain of a normalized host (see the module documentation);
 /// IP addresses and single-label hosts are their own domain.
 pub fn registrable_domain(host: &str) -> &str {
-    if host.starts_with('[') || host.parse::<std::net::IpAddr>().is_ok() {
+    // Only a host with a colon or a numeric last character can be an IP address; the parse
+    // is skipped for every other one.
+    let could_be_ip =
+        host.starts_with('[') || host.contains(':') || host.ends_with(|c: char| c.is_ascii_digit());
+    if could_be_ip && (host.starts_with('[') || host.parse::<std::net::IpAddr>().is_ok()) {
         return host;
     }
     let labels_from_end = |n: usize| -> &str {

@@ -115,24 +115,46 @@ fn is_plain_path(path: &str) -> bool {
     if path.is_empty() {
         return true;
     }
-    path.starts_with('/')
+    let bytes = path.as_bytes();
+    if !path.starts_with('/') || !bytes.iter().all(|&b| PATH_BYTES[usize::from(b)]) {
+        return false;
+    }
+    // A dot segment starts right after a slash; an encoded dot needs a `%`. Most paths have
+    // neither, and skip both scans.
+    let dot_segment = path.contains("/.")
         && path
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/%".contains(&b))
-        && !path
             .split('/')
-            .any(|segment| segment == "." || segment == "..")
-        && !path
-            .as_bytes()
-            .windows(3)
-            .any(|w| w.eq_ignore_ascii_case(b"%2e"))
+            .any(|segment| segment == "." || segment == "..");
+    let encoded_dot =
+        bytes.contains(&b'%') && bytes.windows(3).any(|w| w.eq_ignore_ascii_case(b"%2e"));
+    !dot_segment && !encoded_dot
 }
 
 /// Characters the query keeps as written (for `http`, `'` is percent-encoded).
 fn is_plain_query(query: &str) -> bool {
-    query
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&()*+,;=:@/?%".contains(&b))
+    query.bytes().all(|b| QUERY_BYTES[usize::from(b)])
+}
+
+/// Bytes a path keeps as written: letters, digits and `-._~!$&'()*+,;=:@/%`.
+const PATH_BYTES: [bool; 256] = byte_set(b"-._~!$&'()*+,;=:@/%");
+/// Bytes a query keeps as written: letters, digits and `-._~!$&()*+,;=:@/?%`.
+const QUERY_BYTES: [bool; 256] = byte_set(b"-._~!$&()*+,;=:@/?%");
+
+/// A lookup table of ASCII letters, digits and `extra`: one load per byte, where testing a
+/// list of punctuation compared each byte with every entry.
+const fn byte_set(extra: &[u8]) -> [bool; 256] {
+    let mut set = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        set[byte] = (byte as u8).is_ascii_alphanumeric();
+        byte += 1;
+    }
+    let mut index = 0;
+    while index < extra.len() {
+        set[extra[index] as usize] = true;
+        index += 1;
+    }
+    set
 }
 
 #[cfg(test)]
