@@ -11,11 +11,16 @@
 //!
 //! A flush writes every buffered partition and commits all files together with the checkpoint
 //! past the events they hold ([`crate::commit`]), so a restart resumes exactly where the lake
-//! ends. Readers push into a bounded channel and block while a flush runs, so memory stays
-//! bounded by `max_buffer_bytes` plus one read per shard.
+//! ends. The flush encodes on a blocking thread and commits while the writer goes on buffering
+//! the next events, so one core decodes and runs the pipeline while another encodes Parquet.
+//! At most one flush is under way: the next waits for it, so commits (and checkpoints) stay in
+//! order, and memory stays bounded by twice `max_buffer_bytes` plus one read per shard
+//! (readers push into a bounded channel and block while the writer waits).
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -121,7 +126,7 @@ pub struct LakeWriter {
 /// The pipeline between the stream and the curated lake, with the writer's dedup store.
 struct PipelineStage {
     pipeline: Arc<Pipeline>,
-    /// Only the writer's task uses it; the lock is never contended.
+    /// The writer locks it once per read; a flush under way locks it to sync (briefly).
     dedup: Option<Arc<parking_lot::Mutex<DedupStore>>>,
 }
 
@@ -138,6 +143,17 @@ impl Drop for Readers {
 
 /// One shard's read, or the error that stopped its reader.
 type ShardRead = (ShardId, Result<ReadBatch, LakeError>);
+
+/// A flush under way: it owns the buffers it writes and borrows the writer.
+type Flushing<'a> = Pin<Box<dyn Future<Output = Result<FlushSummary, LakeError>> + Send + 'a>>;
+
+/// Waits for the flush under way, if any; never resolves without one (a `select!` branch).
+async fn flush_done(flushing: &mut Option<Flushing<'_>>) -> Result<FlushSummary, LakeError> {
+    match flushing.as_mut() {
+        Some(flush) => flush.await,
+        None => std::future::pending().await,
+    }
+}
 
 impl LakeWriter {
     /// A writer of the lake in `store`, recorded in `catalog`, reading `stream`.
@@ -217,11 +233,16 @@ impl LakeWriter {
         drop(sender);
 
         let mut buffers = Buffers::new(positions, RawSizeHints::default());
+        let mut flushing: Option<Flushing<'_>> = None;
         loop {
             let deadline = buffers
                 .oldest
                 .map(|oldest| oldest + self.config.flush_interval);
             tokio::select! {
+                done = flush_done(&mut flushing) => {
+                    flushing = None;
+                    done?;
+                }
                 read = receiver.recv() => {
                     let Some((shard, read)) = read else {
                         return Err(LakeError::Worker("every shard reader stopped".into()));
@@ -229,20 +250,46 @@ impl LakeWriter {
                     let batch = read?;
                     self.buffer(&mut buffers, shard, batch)?;
                     if buffers.over_size(&self.config) {
-                        self.flush(&mut buffers, FlushTrigger::Size).await?;
+                        self.start_flush(&mut buffers, FlushTrigger::Size, &mut flushing).await?;
                     }
                 }
                 () = sleep_until(deadline) => {
-                    self.flush(&mut buffers, FlushTrigger::Interval).await?;
+                    self.start_flush(&mut buffers, FlushTrigger::Interval, &mut flushing).await?;
                 }
                 changed = shutdown.changed() => {
                     if changed.is_err() || *shutdown.borrow() {
-                        self.flush(&mut buffers, FlushTrigger::Shutdown).await?;
+                        self.start_flush(&mut buffers, FlushTrigger::Shutdown, &mut flushing)
+                            .await?;
+                        if let Some(last) = flushing.take() {
+                            last.await?;
+                        }
                         return Ok(());
                     }
                 }
             }
         }
+    }
+
+    /// Waits for the flush under way, then hands what `buffers` holds to a new one (left in
+    /// `flushing`) and empties them. Nothing buffered and nothing new consumed: no flush.
+    async fn start_flush<'a>(
+        &'a self,
+        buffers: &mut Buffers,
+        trigger: FlushTrigger,
+        flushing: &mut Option<Flushing<'a>>,
+    ) -> Result<(), LakeError> {
+        if let Some(previous) = flushing.take() {
+            previous.await?;
+        }
+        // `committed` counts the flush that just finished or is about to start.
+        if buffers.records == 0 && buffers.consumed == buffers.committed {
+            buffers.oldest = None;
+            return Ok(());
+        }
+        let next = Buffers::new(buffers.consumed.clone(), buffers.raw_size_hints());
+        let taken = std::mem::replace(buffers, next);
+        *flushing = Some(Box::pin(self.flush(taken, trigger)));
+        Ok(())
     }
 
     /// Adds one read's records to the partition buffers.
@@ -345,19 +392,13 @@ impl LakeWriter {
         Ok(())
     }
 
-    /// Writes every buffered partition and commits the files with the checkpoint.
+    /// Writes every partition of `taken` and commits the files with the checkpoint past them.
     async fn flush(
         &self,
-        buffers: &mut Buffers,
+        taken: Buffers,
         trigger: FlushTrigger,
     ) -> Result<FlushSummary, LakeError> {
-        if buffers.records == 0 && buffers.consumed == buffers.committed {
-            buffers.oldest = None;
-            return Ok(FlushSummary::default());
-        }
         let started = Instant::now();
-        let next = Buffers::new(buffers.consumed.clone(), buffers.raw_size_hints());
-        let taken = std::mem::replace(buffers, next);
         let records = taken.records;
         let positions = taken.consumed.clone();
         let oldest_received = taken.oldest_received;
@@ -417,7 +458,6 @@ impl LakeWriter {
             Some(checkpoint),
         )
         .await?;
-        buffers.committed = positions.clone();
 
         // Mirror the checkpoint into the stream for `tributary stream lag`; the catalog's copy
         // is the one that counts, so a failure here only delays the lag figure.
