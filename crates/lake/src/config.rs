@@ -25,7 +25,8 @@ pub struct LakeConfig {
     #[serde(with = "humantime_serde")]
     pub flush_interval: Duration,
     /// Events buffered in all partitions together before a flush is forced; bounds the
-    /// writer's memory. Default 256 MiB.
+    /// writer's memory (to about twice this: one flush may be encoding while the next
+    /// fills). Default 256 MiB.
     pub max_buffer_bytes: u64,
     /// zstd level of the Parquet pages the writer writes (1–22). Default 1: the fastest, and on
     /// clickstream pages about as dense as 3 (`bench lake`); compaction rewrites the files at
