@@ -126,7 +126,7 @@ pub struct LakeWriter {
 /// The pipeline between the stream and the curated lake, with the writer's dedup store.
 struct PipelineStage {
     pipeline: Arc<Pipeline>,
-    /// The writer locks it once per read; a flush under way locks it to sync (briefly).
+    /// The writer locks it once per read; a flush under way locks it to write keys out.
     dedup: Option<Arc<parking_lot::Mutex<DedupStore>>>,
 }
 
@@ -444,9 +444,14 @@ impl LakeWriter {
         // published; a crash in between leaves keys whose records are read again, at the
         // same positions, and kept (see tributary_pipeline::dedup).
         if let Some(store) = self.pipeline.as_ref().and_then(|stage| stage.dedup.clone()) {
-            tokio::task::spawn_blocking(move || store.lock().sync())
-                .await
-                .map_err(|error| LakeError::Worker(error.to_string()))??;
+            // The lock is held to write the keys out, not for the fdatasync: the writer
+            // buffering the next events locks the store for every read meanwhile.
+            tokio::task::spawn_blocking(move || {
+                let pending = store.lock().write_out()?;
+                pending.sync()
+            })
+            .await
+            .map_err(|error| LakeError::Worker(error.to_string()))??;
         }
         let commit_id = publish(
             self.catalog.as_ref(),

@@ -215,6 +215,14 @@ impl DedupStore {
     /// events they belong to. Also forgets keys past the window and compacts the file when it
     /// has grown to twice the live keys.
     pub fn sync(&mut self) -> Result<(), PipelineError> {
+        self.write_out()?.sync()
+    }
+
+    /// [`DedupStore::sync`] in two steps: this one writes the new keys to the file (and does
+    /// the expiry and compaction); the [`PendingSync`] it returns makes them durable without
+    /// the store, so a caller holding the store behind a lock can release it for the
+    /// `fdatasync`, which may take milliseconds.
+    pub fn write_out(&mut self) -> Result<PendingSync, PipelineError> {
         if self.added_since_expiry > self.seen.len() / 4 {
             let horizon = self.newest.saturating_sub(self.window_micros);
             self.seen.retain(|_, entry| entry.received_at >= horizon);
@@ -224,24 +232,54 @@ impl DedupStore {
             self.file
                 .flush()
                 .map_err(|error| self.io_error("flushing", error))?;
+            // The rewrite syncs the new file itself.
             self.file = rewrite(&self.path, &self.seen)
                 .map_err(|error| self.io_error("rewriting", error))?;
             self.records_in_file = self.seen.len();
-            return Ok(());
+            return Ok(PendingSync {
+                path: self.path.clone(),
+                file: None,
+            });
         }
         self.file
             .flush()
             .map_err(|error| self.io_error("flushing", error))?;
-        self.file
+        let file = self
+            .file
             .get_ref()
-            .sync_data()
-            .map_err(|error| self.io_error("syncing", error))
+            .try_clone()
+            .map_err(|error| self.io_error("opening for sync", error))?;
+        Ok(PendingSync {
+            path: self.path.clone(),
+            file: Some(file),
+        })
     }
 
     fn io_error(&self, what: &str, error: std::io::Error) -> PipelineError {
         PipelineError::Dedup {
             path: self.path.display().to_string(),
             message: format!("{what}: {error}"),
+        }
+    }
+}
+
+/// Keys written to the store's file, not yet durable: [`PendingSync::sync`] makes them so.
+#[derive(Debug)]
+pub struct PendingSync {
+    path: PathBuf,
+    /// A second handle on the store's file; `None` when the keys are durable already.
+    file: Option<File>,
+}
+
+impl PendingSync {
+    /// Makes the written keys durable (fdatasync of the store's file).
+    pub fn sync(self) -> Result<(), PipelineError> {
+        match &self.file {
+            Some(file) => file.sync_data().map_err(|error| PipelineError::Dedup {
+                path: self.path.display().to_string(),
+                message: format!("syncing: {error}"),
+            }),
+            None => Ok(()),
         }
     }
 }
@@ -353,6 +391,29 @@ mod tests {
             std::fs::metadata(&path).unwrap().len() % RECORD_BYTES as u64,
             0
         );
+    }
+
+    #[test]
+    fn write_out_puts_the_keys_in_the_file_and_the_pending_sync_needs_no_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dedup.log");
+        let window = Duration::from_secs(86_400);
+        let mut store = DedupStore::open(&path, window).unwrap();
+        for i in 0..10u64 {
+            store
+                .check("acme", &format!("e{i}"), at(0, i), HOUR)
+                .unwrap();
+        }
+        let pending = store.write_out().unwrap();
+        // Written before the sync, while the store is still open: nothing left in a buffer.
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            10 * RECORD_BYTES as u64
+        );
+        drop(store);
+        pending.sync().unwrap();
+        let store = DedupStore::open(&path, window).unwrap();
+        assert_eq!(store.len(), 10);
     }
 
     #[test]
