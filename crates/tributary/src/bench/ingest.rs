@@ -58,7 +58,7 @@ const GOAL_EVENTS_PER_S: f64 = 300_000.0;
 /// …with this p99 acknowledgement latency, in ms.
 const GOAL_P99_MS: f64 = 20.0;
 /// The tenant of the benchmark's key.
-const TENANT: &str = "bench";
+pub(super) const TENANT: &str = "bench";
 /// The server's graceful shutdown may wait this long for connections to close.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -404,7 +404,7 @@ fn goal(points: &[Point]) -> Goal {
 }
 
 /// A collector serving a fresh log on 127.0.0.1, on its own runtime.
-struct InProcess {
+pub(super) struct InProcess {
     runtime: Runtime,
     log: EmbeddedLog,
     addr: SocketAddr,
@@ -413,14 +413,14 @@ struct InProcess {
 }
 
 /// What the stream held when the server stopped.
-struct Stored {
+pub(super) struct Stored {
     records: u64,
     /// Mean value size of a sample of the records, 0 when there were none.
     mean_value_bytes: usize,
 }
 
 impl InProcess {
-    fn start(
+    pub(super) fn start(
         dir: &Path,
         stream: StreamConfig,
         keys: Arc<KeyStore>,
@@ -451,12 +451,17 @@ impl InProcess {
         })
     }
 
-    fn url(&self) -> String {
+    /// The stream the collector appends to.
+    pub(super) fn log(&self) -> EmbeddedLog {
+        self.log.clone()
+    }
+
+    pub(super) fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
     /// Stops serving (in-flight requests finish), counts what the stream holds, closes it.
-    fn stop(self) -> Result<Stored> {
+    pub(super) fn stop(self) -> Result<Stored> {
         let _ = self.shutdown.send(());
         let served = self
             .runtime

@@ -8,6 +8,7 @@
 mod ingest;
 mod lake;
 mod pipeline;
+mod pipeline_live;
 mod query;
 mod stream;
 

@@ -9,6 +9,8 @@
 //! 2. **End to end**: the same events in an embedded stream, drained by the real lake writer
 //!    into the raw archive and curated Parquet, once without the pipeline and once with it: the
 //!    writer's events/s per core both ways, so the pipeline's share of the path is measured.
+//! 3. **Live**: HTTP load → collector → stream → writer with the pipeline, all running at once
+//!    for a fixed time ([`super::pipeline_live`]): does the lake's lag stay steady?
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -31,9 +33,10 @@ use tributary_pipeline::{Outcome, Pipeline, PipelineConfig, StreamPosition};
 use tributary_stream::{Durability, EmbeddedLog, StreamConfig};
 
 use super::lake::{HOUR, SEED, drain, fill_stream, process_cpu, warn_debug_build};
+use super::pipeline_live::{LiveFigures, live_phase};
 use super::{Machine, Scratch, progress_bar, round};
 use crate::config::Config;
-use crate::exit::{FAILURE, OK};
+use crate::exit::{FAILURE, OK, UsageError};
 use crate::output::{self, Table};
 use crate::runtime;
 use crate::sample_traffic::SampleTraffic;
@@ -42,6 +45,9 @@ use crate::sample_traffic::SampleTraffic;
 const FULL_EVENTS: u64 = 1_000_000;
 /// Events of a `--quick` run.
 const QUICK_EVENTS: u64 = 200_000;
+/// Seconds of the live phase in a full run and in a `--quick` one.
+const FULL_LIVE_SECONDS: f64 = 20.0;
+const QUICK_LIVE_SECONDS: f64 = 8.0;
 /// The issue's goal: validate + enrich + tokenize + dedup + write, per core.
 const GOAL_EVENTS_PER_S_PER_CORE: f64 = 200_000.0;
 /// A fixed privacy key: the figures must not depend on a random one.
@@ -50,7 +56,7 @@ const BENCH_KEY: &[u8] = b"tributary bench pipeline key 0001";
 /// Arguments of `tributary bench pipeline`.
 #[derive(Debug, Args)]
 pub struct PipelineBenchArgs {
-    /// 200,000 events instead of 1,000,000 (~30 s in all).
+    /// 200,000 events instead of 1,000,000 and an 8 s live phase (under a minute in all).
     #[arg(long)]
     pub quick: bool,
     /// Events to generate [default: 1,000,000; 200,000 with --quick].
@@ -64,6 +70,13 @@ pub struct PipelineBenchArgs {
     /// Shards of the stream the writer reads.
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub shards: u32,
+    /// Seconds of the live phase [default: 20; 8 with --quick]; 0 skips it.
+    #[arg(long, value_name = "SECONDS")]
+    pub live_seconds: Option<f64>,
+    /// Events/s the live phase offers over HTTP; 0 (the default) sends as fast as the collector
+    /// answers, `bench ingest`'s load.
+    #[arg(long, value_name = "N", default_value_t = 0.0)]
+    pub live_rate: f64,
     /// Scratch directory [default: <data_dir>/bench]; deleted afterwards.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<std::path::PathBuf>,
@@ -111,6 +124,8 @@ struct Report {
     shards: u32,
     stage: StageFigures,
     end_to_end: EndToEndFigures,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    live: Option<LiveFigures>,
     goal: Goal,
 }
 
@@ -129,13 +144,49 @@ pub fn run(config: &Config, args: &PipelineBenchArgs) -> Result<ExitCode> {
 
     let stage = stage_phase(&runtime, scratch.path(), events, args, &bar)?;
     let end_to_end = end_to_end_phase(&runtime, &config.lake, scratch.path(), events, args, &bar)?;
+    let live_seconds = args.live_seconds.unwrap_or(if args.quick {
+        QUICK_LIVE_SECONDS
+    } else {
+        FULL_LIVE_SECONDS
+    });
+    if !(live_seconds.is_finite() && (0.0..=3600.0).contains(&live_seconds)) {
+        return Err(anyhow::Error::new(UsageError(format!(
+            "--live-seconds is {live_seconds}, must be in [0, 3600]"
+        ))));
+    }
+    if !(args.live_rate.is_finite() && args.live_rate >= 0.0) {
+        return Err(anyhow::Error::new(UsageError(format!(
+            "--live-rate is {}, must be 0 or more",
+            args.live_rate
+        ))));
+    }
+    let live = if live_seconds > 0.0 {
+        Some(live_phase(
+            &runtime,
+            &config.lake,
+            &scratch.path().join("live"),
+            live_seconds,
+            args.live_rate,
+            args.event_bytes,
+            &bar,
+        )?)
+    } else {
+        None
+    };
     bar.finish_and_clear();
 
     let goal = Goal {
         events_per_s_per_core: GOAL_EVENTS_PER_S_PER_CORE,
         met: end_to_end.with_pipeline_events_per_s_per_core >= GOAL_EVENTS_PER_S_PER_CORE,
     };
-    output::print(&render(&machine, args, &stage, &end_to_end, &goal))?;
+    output::print(&render(
+        &machine,
+        args,
+        &stage,
+        &end_to_end,
+        live.as_ref(),
+        &goal,
+    ))?;
     let lost = end_to_end.curated_rows + end_to_end.quarantined_rows != events;
     output::json_line(&Report {
         bench: "pipeline",
@@ -145,6 +196,7 @@ pub fn run(config: &Config, args: &PipelineBenchArgs) -> Result<ExitCode> {
         shards: args.shards,
         stage,
         end_to_end,
+        live,
         goal,
     })?;
     drop(runtime);
@@ -157,7 +209,7 @@ pub fn run(config: &Config, args: &PipelineBenchArgs) -> Result<ExitCode> {
 }
 
 /// Schemas for the generator's track events, as a shop would register them.
-fn bench_schemas() -> Vec<EventSchema> {
+pub(super) fn bench_schemas() -> Vec<EventSchema> {
     let schema = |event_type: &str, value: serde_json::Value| EventSchema {
         event_type: event_type.into(),
         version: 1,
@@ -188,7 +240,7 @@ fn bench_schemas() -> Vec<EventSchema> {
     ]
 }
 
-fn pipeline(schemas: &[EventSchema]) -> Result<Arc<Pipeline>> {
+pub(super) fn pipeline(schemas: &[EventSchema]) -> Result<Arc<Pipeline>> {
     let registry = SchemaRegistry::from_versions(schemas)?;
     Ok(Arc::new(Pipeline::new(
         &PipelineConfig::default(),
@@ -400,6 +452,7 @@ fn render(
     args: &PipelineBenchArgs,
     stage: &StageFigures,
     end: &EndToEndFigures,
+    live: Option<&LiveFigures>,
     goal: &Goal,
 ) -> String {
     let count = |n: f64| output::thousands(n as u64);
@@ -469,5 +522,37 @@ fn render(
         count(goal.events_per_s_per_core),
         if goal.met { "met" } else { "NOT MET" }
     ));
+    if let Some(live) = live {
+        text.push_str(
+            "3. live: HTTP → collector → stream → lake writer + pipeline, all at once (fsync acks)
+",
+        );
+        let mut table = Table::new(&[
+            "seconds",
+            "offered events/s",
+            "acked events/s",
+            "lake events/s",
+            "lag halfway",
+            "lag at end",
+            "lag growth /s",
+            "keeps up",
+        ]);
+        table.row(vec![
+            format!("{:.1}", live.seconds),
+            if live.offered_events_per_s > 0.0 {
+                count(live.offered_events_per_s)
+            } else {
+                "as answered".into()
+            },
+            count(live.acked_events_per_s),
+            count(live.lake_events_per_s),
+            output::thousands(live.lag_halfway),
+            output::thousands(live.lag_end),
+            format!("{:.0}", live.lag_growth_events_per_s),
+            if live.keeps_up { "yes" } else { "NO" }.into(),
+        ]);
+        text.push_str(&table.render());
+        text.push('\n');
+    }
     text
 }
