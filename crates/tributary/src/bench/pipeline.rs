@@ -46,7 +46,7 @@ const FULL_EVENTS: u64 = 1_000_000;
 /// Events of a `--quick` run.
 const QUICK_EVENTS: u64 = 200_000;
 /// Seconds of the live phase in a full run and in a `--quick` one.
-const FULL_LIVE_SECONDS: f64 = 20.0;
+const FULL_LIVE_SECONDS: f64 = 30.0;
 const QUICK_LIVE_SECONDS: f64 = 8.0;
 /// The goal: validate + enrich + tokenize + dedup + write, per core.
 const GOAL_EVENTS_PER_S_PER_CORE: f64 = 200_000.0;
@@ -70,7 +70,7 @@ pub struct PipelineBenchArgs {
     /// Shards of the stream the writer reads.
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub shards: u32,
-    /// Seconds of the live phase [default: 20; 8 with --quick]; 0 skips it.
+    /// Seconds of the live phase [default: 30; 8 with --quick]; 0 skips it.
     #[arg(long, value_name = "SECONDS")]
     pub live_seconds: Option<f64>,
     /// Events/s the live phase offers over HTTP; 0 (the default) sends as fast as the collector
