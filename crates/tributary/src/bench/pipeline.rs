@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::ProgressBar;
+use object_store::ObjectStore;
 use serde::Serialize;
 use serde_json::json;
 use tokio::runtime::Runtime;
@@ -209,7 +210,7 @@ pub fn run(config: &Config, args: &PipelineBenchArgs) -> Result<ExitCode> {
 }
 
 /// Schemas for the generator's track events, as a shop would register them.
-pub(super) fn bench_schemas() -> Vec<EventSchema> {
+fn bench_schemas() -> Vec<EventSchema> {
     let schema = |event_type: &str, value: serde_json::Value| EventSchema {
         event_type: event_type.into(),
         version: 1,
@@ -240,7 +241,7 @@ pub(super) fn bench_schemas() -> Vec<EventSchema> {
     ]
 }
 
-pub(super) fn pipeline(schemas: &[EventSchema]) -> Result<Arc<Pipeline>> {
+fn pipeline(schemas: &[EventSchema]) -> Result<Arc<Pipeline>> {
     let registry = SchemaRegistry::from_versions(schemas)?;
     Ok(Arc::new(Pipeline::new(
         &PipelineConfig::default(),
@@ -327,6 +328,51 @@ fn stage_phase(
     })
 }
 
+/// The lake a writer phase writes in `dir`: a fresh catalog and store, and the configured
+/// writer flushing every second so that a run writes several commits.
+pub(super) struct BenchLake {
+    /// The catalog, `catalog.db` in the directory.
+    pub catalog: Arc<EmbeddedCatalog>,
+    /// The object store, `lake/` in the directory.
+    pub store: Arc<dyn ObjectStore>,
+    /// The writer's configuration.
+    pub config: LakeConfig,
+}
+
+impl BenchLake {
+    /// Opens a fresh one in `dir`, from the configured `lake`.
+    pub(super) fn open(lake: &LakeConfig, dir: &Path) -> Result<BenchLake> {
+        Ok(BenchLake {
+            catalog: Arc::new(
+                EmbeddedCatalog::open(dir.join("catalog.db")).context("opening the catalog")?,
+            ),
+            store: local_store(&dir.join("lake")).context("opening the lake")?,
+            config: LakeConfig {
+                flush_interval: Duration::from_secs(1),
+                ..lake.clone()
+            },
+        })
+    }
+}
+
+/// The pipeline a writer phase runs: the bench's schemas registered in `catalog`, and a fresh
+/// dedup store in `dir`.
+pub(super) fn pipeline_stage(
+    runtime: &Runtime,
+    catalog: &EmbeddedCatalog,
+    dir: &Path,
+) -> Result<(Arc<Pipeline>, Option<DedupStore>)> {
+    let schemas = bench_schemas();
+    runtime.block_on(async {
+        for schema in &schemas {
+            catalog.add_event_schema(schema.clone()).await?;
+        }
+        Ok::<_, anyhow::Error>(())
+    })?;
+    let dedup = DedupStore::open(dir.join("dedup.log"), Duration::from_secs(86_400))?;
+    Ok((pipeline(&schemas)?, Some(dedup)))
+}
+
 /// One drain of a freshly filled stream; returns (events/s per core, events/s, cores used,
 /// curated rows, quarantined rows).
 fn drain_once(
@@ -352,24 +398,13 @@ fn drain_once(
     );
     let until = now_micros().div_euclid(HOUR) * HOUR;
     fill_stream(&log, events, until - HOUR, args.event_bytes, bar)?;
-    let catalog =
-        Arc::new(EmbeddedCatalog::open(dir.join("catalog.db")).context("opening the catalog")?);
-    let store = local_store(&dir.join("lake")).context("opening the lake")?;
-    // The configured writer, flushing every second so the run writes several commits.
-    let lake_config = LakeConfig {
-        flush_interval: Duration::from_secs(1),
-        ..lake.clone()
-    };
+    let BenchLake {
+        catalog,
+        store,
+        config: lake_config,
+    } = BenchLake::open(lake, dir)?;
     let stage = if with_pipeline {
-        let schemas = bench_schemas();
-        runtime.block_on(async {
-            for schema in &schemas {
-                catalog.add_event_schema(schema.clone()).await?;
-            }
-            Ok::<_, anyhow::Error>(())
-        })?;
-        let dedup = DedupStore::open(dir.join("dedup.log"), Duration::from_secs(86_400))?;
-        Some((pipeline(&schemas)?, Some(dedup)))
+        Some(pipeline_stage(runtime, &catalog, dir)?)
     } else {
         None
     };

@@ -21,12 +21,12 @@ use tokio::runtime::Runtime;
 use tokio::sync::watch;
 use tributary_catalog::{Catalog, EmbeddedCatalog};
 use tributary_collector::keys::{self, KeyStore, NewKey, Role};
-use tributary_lake::{LakeConfig, LakeWriter, local_store};
+use tributary_lake::{LakeConfig, LakeWriter};
 use tributary_model::now_micros;
-use tributary_pipeline::dedup::DedupStore;
 use tributary_stream::{Durability, EmbeddedLog, Stream, StreamConfig};
 
 use super::ingest::{InProcess, TENANT};
+use super::pipeline::{BenchLake, pipeline_stage};
 use super::round;
 use crate::loadgen::{self, Api, Load, Target};
 use crate::runtime;
@@ -92,22 +92,12 @@ pub(super) fn live_phase(
     let server = InProcess::start(&dir.join("stream"), stream, key_store, COLLECTOR_THREADS)?;
     let log: Arc<EmbeddedLog> = Arc::new(server.log());
 
-    let catalog =
-        Arc::new(EmbeddedCatalog::open(dir.join("catalog.db")).context("opening the catalog")?);
-    let store = local_store(&dir.join("lake")).context("opening the lake")?;
-    let lake_config = LakeConfig {
-        flush_interval: Duration::from_secs(1),
-        ..lake.clone()
-    };
-    let schemas = super::pipeline::bench_schemas();
-    runtime.block_on(async {
-        for schema in &schemas {
-            catalog.add_event_schema(schema.clone()).await?;
-        }
-        Ok::<_, anyhow::Error>(())
-    })?;
-    let pipeline = super::pipeline::pipeline(&schemas)?;
-    let dedup = DedupStore::open(dir.join("dedup.log"), Duration::from_secs(86_400))?;
+    let BenchLake {
+        catalog,
+        store,
+        config: lake_config,
+    } = BenchLake::open(lake, dir)?;
+    let (pipeline, dedup) = pipeline_stage(runtime, &catalog, dir)?;
     let writer = runtime
         .block_on(LakeWriter::new(
             Arc::clone(&log) as Arc<dyn Stream>,
@@ -116,7 +106,7 @@ pub(super) fn live_phase(
             lake_config.clone(),
         ))
         .context("starting the lake writer")?
-        .with_pipeline(pipeline, Some(dedup));
+        .with_pipeline(pipeline, dedup);
     let (stop, stopped) = watch::channel(false);
     let task = runtime.spawn(async move { writer.run(stopped).await });
 
