@@ -25,7 +25,7 @@ use serde::Serialize;
 use serde_json::json;
 use tokio::runtime::Runtime;
 use tributary_catalog::{Catalog, EmbeddedCatalog, EventSchema};
-use tributary_lake::schema::{EVENTS, QUARANTINE};
+use tributary_lake::schema::{EVENTS, QUARANTINE, RAW_EVENTS};
 use tributary_lake::{LakeConfig, local_store};
 use tributary_model::{Event, now_micros};
 use tributary_pipeline::dedup::DedupStore;
@@ -108,6 +108,10 @@ struct EndToEndFigures {
     pipeline_cpu_share: f64,
     curated_rows: u64,
     quarantined_rows: u64,
+    /// Raw archive Parquet bytes per event (with the pipeline).
+    raw_bytes_per_event: f64,
+    /// Curated and quarantine Parquet bytes per event (with the pipeline).
+    curated_bytes_per_event: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -373,8 +377,20 @@ pub(super) fn pipeline_stage(
     Ok((pipeline(&schemas)?, Some(dedup)))
 }
 
-/// One drain of a freshly filled stream; returns (events/s per core, events/s, cores used,
-/// curated rows, quarantined rows).
+/// What one drain of a freshly filled stream measured.
+struct Drained {
+    events_per_s_per_core: f64,
+    events_per_s: f64,
+    cores_used: f64,
+    curated_rows: u64,
+    quarantined_rows: u64,
+    /// Parquet bytes of the raw archive, per event.
+    raw_bytes_per_event: f64,
+    /// Parquet bytes of the curated events (and quarantine), per event.
+    curated_bytes_per_event: f64,
+}
+
+/// One drain of a freshly filled stream.
 fn drain_once(
     runtime: &Runtime,
     lake: &LakeConfig,
@@ -383,7 +399,7 @@ fn drain_once(
     args: &PipelineBenchArgs,
     with_pipeline: bool,
     bar: &ProgressBar,
-) -> Result<(f64, f64, f64, u64, u64)> {
+) -> Result<Drained> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let log = Arc::new(
         EmbeddedLog::open(
@@ -417,23 +433,38 @@ fn drain_once(
                 .map(|(a, b)| a.saturating_sub(b))
         })
         .map_or(0.0, |cpu| cpu.as_secs_f64());
-    let rows = |table: &'static str| {
+    // (rows, bytes) of a table's files.
+    let totals = |table: &'static str| {
         runtime.block_on(async {
             let files = catalog.snapshot(table, None, None).await?.files;
-            Ok::<_, anyhow::Error>(files.iter().map(|f| f.rows).sum::<u64>())
+            Ok::<_, anyhow::Error>(
+                files
+                    .iter()
+                    .fold((0u64, 0u64), |(rows, bytes), f| (rows + f.rows, bytes + f.bytes)),
+            )
         })
     };
-    let curated = rows(EVENTS)?;
-    let quarantined = if with_pipeline { rows(QUARANTINE)? } else { 0 };
+    let (curated_rows, curated_bytes) = totals(EVENTS)?;
+    let (quarantined_rows, quarantined_bytes) = if with_pipeline {
+        totals(QUARANTINE)?
+    } else {
+        (0, 0)
+    };
+    let (_, raw_bytes) = totals(RAW_EVENTS)?;
     log.close().context("closing the benchmark's stream")?;
     let per = |n: f64, d: f64| if d > 0.0 { n / d } else { 0.0 };
-    Ok((
-        per(events as f64, cpu_seconds).round(),
-        per(events as f64, seconds).round(),
-        round(per(cpu_seconds, seconds), 2),
-        curated,
-        quarantined,
-    ))
+    Ok(Drained {
+        events_per_s_per_core: per(events as f64, cpu_seconds).round(),
+        events_per_s: per(events as f64, seconds).round(),
+        cores_used: round(per(cpu_seconds, seconds), 2),
+        curated_rows,
+        quarantined_rows,
+        raw_bytes_per_event: round(per(raw_bytes as f64, events as f64), 1),
+        curated_bytes_per_event: round(
+            per((curated_bytes + quarantined_bytes) as f64, events as f64),
+            1,
+        ),
+    })
 }
 
 fn end_to_end_phase(
@@ -445,7 +476,7 @@ fn end_to_end_phase(
     bar: &ProgressBar,
 ) -> Result<EndToEndFigures> {
     bar.set_message("lake writer without the pipeline");
-    let (without, _, _, _, _) = drain_once(
+    let without = drain_once(
         runtime,
         lake,
         &dir.join("plain"),
@@ -455,7 +486,7 @@ fn end_to_end_phase(
         bar,
     )?;
     bar.set_message("lake writer with the pipeline");
-    let (with, with_rate, cores, curated, quarantined) = drain_once(
+    let with = drain_once(
         runtime,
         lake,
         &dir.join("pipeline"),
@@ -464,21 +495,27 @@ fn end_to_end_phase(
         true,
         bar,
     )?;
-    let share = if with > 0.0 && without > 0.0 {
+    let (with_rate, without_rate) = (with.events_per_s_per_core, without.events_per_s_per_core);
+    let share = if with_rate > 0.0 && without_rate > 0.0 {
         // CPU per event with ÷ without, minus one: what the pipeline adds.
-        round((without / with - 1.0).max(0.0) / (without / with), 3)
+        round(
+            (without_rate / with_rate - 1.0).max(0.0) / (without_rate / with_rate),
+            3,
+        )
     } else {
         0.0
     };
     Ok(EndToEndFigures {
         events,
-        without_pipeline_events_per_s_per_core: without,
-        with_pipeline_events_per_s_per_core: with,
-        with_pipeline_events_per_s: with_rate,
-        with_pipeline_cores_used: cores,
+        without_pipeline_events_per_s_per_core: without_rate,
+        with_pipeline_events_per_s_per_core: with_rate,
+        with_pipeline_events_per_s: with.events_per_s,
+        with_pipeline_cores_used: with.cores_used,
         pipeline_cpu_share: share,
-        curated_rows: curated,
-        quarantined_rows: quarantined,
+        curated_rows: with.curated_rows,
+        quarantined_rows: with.quarantined_rows,
+        raw_bytes_per_event: with.raw_bytes_per_event,
+        curated_bytes_per_event: with.curated_bytes_per_event,
     })
 }
 
@@ -532,10 +569,14 @@ fn render(
         "cores used",
         "curated rows",
         "quarantined rows",
+        "raw B/event",
+        "curated B/event",
     ]);
     table.row(vec![
         "without pipeline".into(),
         count(end.without_pipeline_events_per_s_per_core),
+        "-".into(),
+        "-".into(),
         "-".into(),
         "-".into(),
         "-".into(),
@@ -548,6 +589,8 @@ fn render(
         format!("{:.2}", end.with_pipeline_cores_used),
         output::thousands(end.curated_rows),
         output::thousands(end.quarantined_rows),
+        format!("{:.1}", end.raw_bytes_per_event),
+        format!("{:.1}", end.curated_bytes_per_event),
     ]);
     text.push_str(&table.render());
     text.push_str(&format!(
