@@ -17,8 +17,17 @@ use parquet::schema::types::ColumnPath;
 
 use crate::error::LakeError;
 
-/// Columns whose values are (nearly) unique per row: a dictionary only costs space there.
-const UNIQUE_COLUMNS: &[&str] = &["event_id", "payload"];
+/// Columns whose values are unique per row, or ids that repeat only a few times (a session's
+/// events, a visitor's sessions): a dictionary costs a hash and a probe per value there and
+/// saves nothing zstd does not. Without one, curated files came out 3 % smaller and no slower
+/// (`bench pipeline`: 40.9 against 42.1 bytes per event).
+const UNIQUE_COLUMNS: &[&str] = &[
+    "event_id",
+    "payload",
+    "anonymous_id",
+    "session_id",
+    "user_id",
+];
 /// Sorted timestamps: delta encoding stores most of them in a byte or two.
 const DELTA_COLUMNS: &[&str] = &["ts", "received_at", "seq"];
 /// Long free-text leaf columns (dotted paths) whose min/max would prune nothing: payloads,

@@ -437,11 +437,9 @@ fn drain_once(
     let totals = |table: &'static str| {
         runtime.block_on(async {
             let files = catalog.snapshot(table, None, None).await?.files;
-            Ok::<_, anyhow::Error>(
-                files
-                    .iter()
-                    .fold((0u64, 0u64), |(rows, bytes), f| (rows + f.rows, bytes + f.bytes)),
-            )
+            Ok::<_, anyhow::Error>(files.iter().fold((0u64, 0u64), |(rows, bytes), f| {
+                (rows + f.rows, bytes + f.bytes)
+            }))
         })
     };
     let (curated_rows, curated_bytes) = totals(EVENTS)?;
