@@ -17,9 +17,10 @@
 #   the lake: Tributary's SQL counts every stream record in raw_events and events, and DuckDB
 #       over the same Hive-partitioned Parquet agrees (check_lake.py); another tenant's read key
 #       sees none of it;
-#   (c) schemathesis fuzzes every operation of /openapi.json (schemathesis.toml says which checks
-#       and why; schemathesis_hooks.py signs Kinesis requests with SigV4 and those carrying
-#       X-Tributary-Signature with HMAC, so that they reach the body parsers): no 5xx, no dropped
+#   (c) schemathesis fuzzes every operation of /openapi.json — ingest, SQL (with a read key) and
+#       the schema registry (without an admin key); schemathesis.toml says which checks and why,
+#       schemathesis_hooks.py signs Kinesis requests with SigV4 and those carrying
+#       X-Tributary-Signature with HMAC, so that they reach the body parsers: no 5xx, no dropped
 #       connection, answers as documented; afterwards the process must be alive and /healthz 200;
 # finally SIGTERM must stop the server with exit 0, and `stream verify` must find no damage.
 # Prints one line per check, then `N passed, M failed`; exits 1 when a check failed (the
@@ -248,7 +249,7 @@ seed_args=()
 [[ -n "$seed" ]] && seed_args=(--seed "$seed")
 started=$SECONDS
 set +e
-TRIBUTARY_E2E_WRITE_KEY="$write_key" \
+TRIBUTARY_E2E_WRITE_KEY="$write_key" TRIBUTARY_E2E_READ_KEY="$other_read_key" \
   TRIBUTARY_E2E_SIGNED_KEY="$signed_key" TRIBUTARY_E2E_SIGNING_SECRET="$signing_secret" \
   TRIBUTARY_E2E_AWS_ACCESS_KEY="$aws_access_key" TRIBUTARY_E2E_AWS_SECRET="$aws_secret" \
   SCHEMATHESIS_HOOKS="$here/schemathesis_hooks.py" \

@@ -65,6 +65,9 @@ pub struct Collector {
     pub backlog: Arc<Semaphore>,
     /// Renders `/metrics`.
     pub metrics: Option<PrometheusHandle>,
+    /// What `GET /openapi.json` answers: [`openapi::DOCUMENT`] unless
+    /// [`Collector::with_api_document`] gave a merged one.
+    pub api_document: Arc<str>,
 }
 
 impl Collector {
@@ -81,7 +84,15 @@ impl Collector {
             config: Arc::new(config),
             limiter: auth::RateLimiter::default(),
             metrics: telemetry::prometheus(),
+            api_document: Arc::from(openapi::DOCUMENT),
         }
+    }
+
+    /// Serves `document` at `GET /openapi.json` instead of the collector's own: the merged
+    /// description ([`openapi::merge`]) of every route the server answers.
+    pub fn with_api_document(mut self, document: impl Into<Arc<str>>) -> Self {
+        self.api_document = document.into();
+        self
     }
 
     /// Re-reads the key file whenever it changes, so new keys work without a restart.

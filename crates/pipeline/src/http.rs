@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -47,7 +47,6 @@ pub fn router(
 ) -> Router {
     Router::new()
         .route("/v1/schemas", get(list).post(add))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(Arc::new(SchemaApi {
             catalog,
             keys,
@@ -105,7 +104,7 @@ async fn list(State(api): State<Arc<SchemaApi>>, headers: HeaderMap) -> Response
     }
 }
 
-async fn add(State(api): State<Arc<SchemaApi>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn add(State(api): State<Arc<SchemaApi>>, headers: HeaderMap, body: Body) -> Response {
     match role(&api.keys, &headers) {
         Ok(Role::Admin) => {}
         Ok(_) => {
@@ -117,6 +116,28 @@ async fn add(State(api): State<Arc<SchemaApi>>, headers: HeaderMap, body: Bytes)
         }
         Err(message) => return refuse(StatusCode::UNAUTHORIZED, "unauthorized", message),
     }
+    // Read here rather than by an extractor, so that a body over the limit gets this API's
+    // JSON error, not a plain-text one.
+    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(body) => body,
+        Err(error) => {
+            let too_large = std::error::Error::source(&error)
+                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+            return if too_large {
+                refuse(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_large",
+                    format!("request body is over the limit of {MAX_BODY_BYTES} bytes"),
+                )
+            } else {
+                refuse(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_json",
+                    format!("could not read the request body: {error}"),
+                )
+            };
+        }
+    };
     let request: AddRequest = match serde_json::from_slice(&body) {
         Ok(request) => request,
         Err(error) => {

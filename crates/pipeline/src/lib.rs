@@ -23,6 +23,7 @@ pub mod dedup;
 pub mod enrich;
 mod error;
 pub mod http;
+pub mod openapi;
 mod pipeline;
 pub mod privacy;
 pub mod registry;

@@ -54,6 +54,7 @@ pub mod engine;
 pub mod error;
 pub mod format;
 pub mod http;
+pub mod openapi;
 pub mod predicate;
 pub mod provider;
 mod pruning;

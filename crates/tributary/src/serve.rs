@@ -112,11 +112,14 @@ async fn serve(config: &Config, args: &ServeArgs) -> Result<()> {
     let stream: Arc<dyn Stream> = Arc::new(log.clone());
     let lake = open_lake(config).await?;
     let keys = Arc::new(keys);
-    let collector = Arc::new(Collector::new(
-        Arc::clone(&stream),
-        Arc::clone(&keys),
-        config.collector.clone(),
-    ));
+    let collector = Arc::new(
+        Collector::new(
+            Arc::clone(&stream),
+            Arc::clone(&keys),
+            config.collector.clone(),
+        )
+        .with_api_document(api_document()?),
+    );
     let engine = QueryEngine::new(
         Arc::clone(&lake.catalog),
         Arc::clone(&lake.store),
@@ -291,6 +294,19 @@ pub async fn open_lake(config: &Config) -> Result<OpenLake> {
 /// Runs the lake writer until shutdown. After an error it starts again from its checkpoint
 /// (what it had buffered is read again from the stream), so a full disk or a failing object
 /// store delays the lake without losing anything.
+/// The OpenAPI document `GET /openapi.json` answers: the collector's, with the SQL API's and
+/// the schema registry's merged in, since all three are served on one listener.
+fn api_document() -> Result<String> {
+    tributary_collector::openapi::merge(
+        tributary_collector::openapi::DOCUMENT,
+        &[
+            tributary_query::openapi::DOCUMENT,
+            tributary_pipeline::openapi::DOCUMENT,
+        ],
+    )
+    .context("merging the HTTP API's OpenAPI documents")
+}
+
 async fn run_lake_writer(writer: LakeWriter, mut stop: watch::Receiver<bool>) -> Result<()> {
     loop {
         match writer.run(stop.clone()).await {
@@ -499,5 +515,31 @@ async fn report(
             "stream"
         );
         last_appended = appended;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_served_document_describes_every_api() {
+        let document: serde_json::Value = serde_json::from_str(&api_document().unwrap()).unwrap();
+        for path in [
+            "/v1/events",
+            "/v1/batch",
+            "/v1/query",
+            "/v1/schemas",
+            "/openapi.json",
+        ] {
+            assert!(
+                document["paths"][path].is_object(),
+                "{path} is not described"
+            );
+        }
+        assert_eq!(
+            tributary_collector::openapi::problems(&document),
+            Vec::<String>::new()
+        );
     }
 }

@@ -7,24 +7,93 @@
 //! documented with its method, nothing else is, and the limits it quotes are the defaults of
 //! [`CollectorConfig`](crate::CollectorConfig) and the Kinesis constants. Changing the router or
 //! a default without the document fails them.
+//!
+//! A server that answers more than the collector's routes (`tributary serve` adds the SQL API
+//! and the schema registry) serves one document for all of them: [`merge`] builds it, and
+//! [`Collector::with_api_document`](crate::Collector::with_api_document) makes it the one served.
 
+mod merge;
+
+use std::sync::Arc;
+
+use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 
-/// The document, as served.
-pub const DOCUMENT: &str = include_str!("../assets/openapi.json");
+pub use merge::{MergeError, merge, problems};
 
-/// `GET /openapi.json`.
-pub async fn document() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], DOCUMENT)
+use std::collections::BTreeSet;
+
+use crate::Collector;
+
+/// The collector's own document.
+pub const DOCUMENT: &str = include_str!("../../assets/openapi.json");
+
+/// `GET /openapi.json`: the collector's document, or the merged one it was given.
+pub async fn document(State(collector): State<Arc<Collector>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        collector.api_document.to_string(),
+    )
+}
+
+/// `(path, method)` of every `.route("<path>", get(…).post(…))` in the body of the function
+/// whose source starts with `function` (e.g. `"pub fn router("`) in `source`: what a test
+/// compares with the paths a document describes, so that neither can change alone.
+pub fn routes_declared(source: &str, function: &str) -> BTreeSet<(String, String)> {
+    let mut routes = BTreeSet::new();
+    let Some(start) = source.find(function) else {
+        return routes;
+    };
+    let body = &source[start..];
+    let body = body.find("\n}").map_or(body, |end| &body[..end]);
+    let mut rest = body;
+    while let Some(found) = rest.find(".route(\"") {
+        rest = &rest[found + ".route(\"".len()..];
+        let Some((path, after)) = rest.split_once('"') else {
+            break;
+        };
+        // After the path: `, get(handler).post(other))`: each method, up to the `)` that
+        // closes `.route(`.
+        let mut methods = after.trim_start_matches(',').trim_start();
+        while let Some(open) = methods.find('(') {
+            let method = methods[..open].trim().trim_start_matches('.');
+            routes.insert((path.to_string(), method.to_string()));
+            let Some(close) = matching_paren(&methods[open..]) else {
+                break;
+            };
+            methods = methods[open + close + 1..].trim_start();
+            if !methods.starts_with('.') {
+                break;
+            }
+        }
+        rest = methods;
+    }
+    routes
+}
+
+/// Offset of the `)` that closes the `(` at the start of `text`.
+fn matching_paren(text: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    for (offset, byte) in text.bytes().enumerate() {
+        match byte {
+            b'(' => depth += 1,
+            b')' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(offset);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, BTreeSet};
+    use std::collections::BTreeMap;
 
-    use axum::http::StatusCode;
-    use http_body_util::BodyExt;
     use serde_json::Value;
 
     use super::*;
@@ -53,27 +122,27 @@ mod tests {
             .unwrap_or_else(|| panic!("{pointer} is {found}, not a count"))
     }
 
-    /// `(path, method)` of every `.route("<path>", <method>(…))` in `router()`'s source.
+    /// `(path, method)` of every route of `router()`, read from lib.rs.
     fn routes() -> BTreeSet<(String, String)> {
-        let source = include_str!("lib.rs");
-        let start = source
-            .find("pub fn router(")
-            .expect("lib.rs has no `pub fn router(`");
-        let end = start + source[start..].find("\n}\n").expect("router() has no end");
-        let mut routes = BTreeSet::new();
-        let mut rest = &source[start..end];
-        while let Some(found) = rest.find(".route(\"") {
-            rest = &rest[found + ".route(\"".len()..];
-            let (path, after) = rest.split_once('"').expect("an unterminated route path");
-            let after = after.trim_start_matches(',').trim_start();
-            let method = after
-                .split_once('(')
-                .map(|(method, _)| method.trim().to_string())
-                .expect("a route without a method router");
-            routes.insert((path.to_string(), method));
-            rest = after;
-        }
-        routes
+        routes_declared(include_str!("../lib.rs"), "pub fn router(")
+    }
+
+    #[test]
+    fn routes_with_several_methods_are_all_found() {
+        let source = r#"
+            pub fn router() -> Router {
+                Router::new()
+                    .route("/a", get(list).post(add))
+                    .route("/b", post(handler::make))
+                    .with_state(state)
+            }
+        "#;
+        let found: Vec<_> = routes_declared(source, "pub fn router(")
+            .into_iter()
+            .collect();
+        let expected = [("/a", "get"), ("/a", "post"), ("/b", "post")]
+            .map(|(path, method)| (path.to_string(), method.to_string()));
+        assert_eq!(found, expected);
     }
 
     #[test]
@@ -384,15 +453,5 @@ mod tests {
                     .unwrap_or_else(|e| panic!("{path} documents {media}, refused: {e}"));
             }
         }
-    }
-
-    #[tokio::test]
-    async fn serves_the_document_as_json() {
-        let response = document().await.into_response();
-        assert_eq!(response.status(), StatusCode::OK);
-        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        let served: Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(served, spec());
     }
 }
