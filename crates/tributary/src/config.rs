@@ -428,16 +428,88 @@ fn merge_dicts(mut left: Dict, right: Dict) -> Dict {
 }
 
 /// The effective configuration as TOML, with a header saying where it came from.
+///
+/// Secrets are not printed (the output ends up in bug reports and terminals' scrollback): a
+/// set `pipeline.privacy.key` is left out and named in a comment. Optional keys without a value
+/// cannot be written in TOML at all, so a closing comment names them, so that every key can
+/// be found in the output.
 pub fn to_toml(loaded: &Loaded) -> anyhow::Result<String> {
-    let body = toml::to_string(&loaded.config)?;
+    let mut shown = loaded.config.clone();
+    let hidden_key = shown.pipeline.privacy.key.take().is_some();
+    let body = toml::to_string(&shown)?;
     let file = match &loaded.file {
         Some(path) => path.display().to_string(),
         None => "none".into(),
     };
-    Ok(format!(
+    let mut text = format!(
         "# Effective configuration: built-in defaults < config file ({file}) < {ENV_PREFIX}* \
          environment variables < flags.\n{body}"
-    ))
+    );
+    let present = leaf_keys(&toml::Value::try_from(&shown)?);
+    let unset: Vec<String> = leaf_keys(&toml::Value::try_from(with_every_option_set(
+        shown.clone(),
+    ))?)
+    .into_iter()
+    .filter(|key| !present.contains(key))
+    .map(|key| key.join("."))
+    .collect();
+    if hidden_key || !unset.is_empty() {
+        text.push_str("\n# Not shown above (docs/configuration.md says what each means):\n");
+    }
+    if hidden_key {
+        text.push_str("#   pipeline.privacy.key is set; a secret, so not printed\n");
+    }
+    for key in unset {
+        text.push_str(&format!("#   {key} is not set\n"));
+    }
+    Ok(text)
+}
+
+/// What a set secret is shown as in `config show --json`.
+pub const REDACTED: &str = "<redacted>";
+
+/// `config` fit to print: secrets (`pipeline.privacy.key`) replaced by [`REDACTED`].
+pub fn redacted(config: &Config) -> Config {
+    let mut shown = config.clone();
+    if let Some(key) = shown.pipeline.privacy.key.as_mut() {
+        *key = REDACTED.to_string();
+    }
+    shown
+}
+
+/// `config` with every optional key given a value: what the full set of keys looks like.
+fn with_every_option_set(mut config: Config) -> Config {
+    config.stream.shards.get_or_insert(1);
+    config.stream.retention.max_bytes_per_shard.get_or_insert(1);
+    config.lake.retention.events_days.get_or_insert(1);
+    config.lake.retention.raw_days.get_or_insert(1);
+    config.pipeline.dedup.path.get_or_insert_default();
+    config
+        .pipeline
+        .enrichment
+        .geoip_database
+        .get_or_insert_default();
+    config.pipeline.privacy.key.get_or_insert_default();
+    config
+}
+
+/// Every leaf key of a TOML value, as its path of names.
+fn leaf_keys(value: &toml::Value) -> Vec<Vec<String>> {
+    fn walk(prefix: &[String], value: &toml::Value, out: &mut Vec<Vec<String>>) {
+        match value {
+            toml::Value::Table(table) => {
+                for (key, child) in table {
+                    let mut path = prefix.to_vec();
+                    path.push(key.clone());
+                    walk(&path, child, out);
+                }
+            }
+            _ => out.push(prefix.to_vec()),
+        }
+    }
+    let mut keys = Vec::new();
+    walk(&[], value, &mut keys);
+    keys
 }
 
 #[cfg(test)]
@@ -469,27 +541,8 @@ mod tests {
     /// Every leaf key of the defaults, as dotted paths. Optional fields that default to unset
     /// are filled in first so that they are checked too.
     fn leaf_keys() -> Vec<Vec<String>> {
-        let mut config = Config::default();
-        config.stream.shards = Some(1);
-        config.stream.retention.max_bytes_per_shard = Some(1);
-        config.lake.retention.events_days = Some(1);
-        config.lake.retention.raw_days = Some(1);
-        let value = toml::Value::try_from(&config).unwrap();
-        let mut keys = Vec::new();
-        fn walk(prefix: &[String], value: &toml::Value, out: &mut Vec<Vec<String>>) {
-            match value {
-                toml::Value::Table(table) => {
-                    for (key, child) in table {
-                        let mut path = prefix.to_vec();
-                        path.push(key.clone());
-                        walk(&path, child, out);
-                    }
-                }
-                _ => out.push(prefix.to_vec()),
-            }
-        }
-        walk(&[], &value, &mut keys);
-        keys
+        let config = with_every_option_set(Config::default());
+        super::leaf_keys(&toml::Value::try_from(&config).unwrap())
     }
 
     #[test]
@@ -679,5 +732,38 @@ mod tests {
         let text = to_toml(&loaded).unwrap();
         let back: Config = toml::from_str(&text).unwrap();
         assert_eq!(back, loaded.config);
+        // Unset optional keys cannot be written as TOML; they are named instead.
+        for key in [
+            "stream.shards",
+            "lake.retention.raw_days",
+            "pipeline.privacy.key",
+        ] {
+            assert!(
+                text.contains(&format!("#   {key} is not set")),
+                "{key}: {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_privacy_key_is_never_printed() {
+        let secret = "a-secret-hmac-key-of-some-length";
+        let sources = ConfigSources {
+            env: env(&[
+                ("TRIBUTARY_PIPELINE__PRIVACY__KEY", secret),
+                ("TRIBUTARY_STREAM__SHARDS", "4"),
+            ]),
+            ..ConfigSources::default()
+        };
+        let loaded = load(&sources).unwrap();
+        assert_eq!(loaded.config.pipeline.privacy.key.as_deref(), Some(secret));
+        let text = to_toml(&loaded).unwrap();
+        assert!(!text.contains(secret), "{text}");
+        assert!(text.contains("pipeline.privacy.key is set; a secret, so not printed"));
+        assert!(!text.contains("stream.shards is not set"), "{text}");
+        assert!(text.contains("shards = 4"), "{text}");
+        let json = serde_json::to_string(&redacted(&loaded.config)).unwrap();
+        assert!(!json.contains(secret), "{json}");
+        assert!(json.contains(&format!("\"key\":\"{REDACTED}\"")), "{json}");
     }
 }

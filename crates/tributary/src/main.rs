@@ -207,7 +207,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
 
 fn show_config(loaded: &Loaded, json: bool) -> Result<ExitCode> {
     if json {
-        output::json_line(&loaded.config)?;
+        output::json_line(&config::redacted(&loaded.config))?;
     } else {
         output::print(&config::to_toml(loaded)?)?;
     }
