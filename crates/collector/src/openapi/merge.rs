@@ -214,7 +214,8 @@ fn add_description(merged: &mut Value, part: &Value) {
     }
 }
 
-fn collect_refs(value: &Value, refs: &mut Vec<String>) {
+/// Every `$ref` in `value`, in document order.
+pub(super) fn collect_refs(value: &Value, refs: &mut Vec<String>) {
     match value {
         Value::Object(map) => {
             if let Some(Value::String(reference)) = map.get("$ref") {

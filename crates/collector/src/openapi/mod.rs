@@ -72,6 +72,18 @@ pub fn routes_declared(source: &str, function: &str) -> BTreeSet<(String, String
     routes
 }
 
+/// `(path, method)` of every operation `document` describes: what [`routes_declared`] is
+/// compared with.
+pub fn documented_routes(document: &serde_json::Value) -> BTreeSet<(String, String)> {
+    let paths = document["paths"].as_object().into_iter().flatten();
+    paths
+        .flat_map(|(path, item)| {
+            let methods = item.as_object().into_iter().flat_map(|item| item.keys());
+            methods.map(move |method| (path.clone(), method.clone()))
+        })
+        .collect()
+}
+
 /// Offset of the `)` that closes the `(` at the start of `text`.
 fn matching_paren(text: &str) -> Option<usize> {
     let mut depth = 0usize;
@@ -92,8 +104,6 @@ fn matching_paren(text: &str) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use serde_json::Value;
 
     use super::*;
@@ -164,13 +174,7 @@ mod tests {
             routes.len() >= 21,
             "the scan of lib.rs found only {routes:?}"
         );
-        let spec = spec();
-        let mut documented = BTreeSet::new();
-        for (path, item) in at(&spec, "/paths").as_object().unwrap() {
-            for method in item.as_object().unwrap().keys() {
-                documented.insert((path.clone(), method.clone()));
-            }
-        }
+        let documented = documented_routes(&spec());
         let undocumented: Vec<_> = routes.difference(&documented).collect();
         assert!(
             undocumented.is_empty(),
@@ -187,43 +191,16 @@ mod tests {
     #[test]
     fn operation_ids_are_unique_and_every_ref_resolves() {
         let spec = spec();
-        let mut ids = BTreeMap::new();
-        for (path, item) in at(&spec, "/paths").as_object().unwrap() {
-            for (method, operation) in item.as_object().unwrap() {
-                let id = operation["operationId"]
-                    .as_str()
-                    .unwrap_or_else(|| panic!("{method} {path} has no operationId"));
-                if let Some(other) = ids.insert(id.to_string(), format!("{method} {path}")) {
-                    panic!("operationId {id} is used by {other} and {method} {path}");
-                }
-                assert!(
-                    operation["responses"]["200"].is_object(),
-                    "{method} {path} documents no 200"
-                );
-            }
+        for (path, method) in documented_routes(&spec) {
+            assert!(
+                spec["paths"][&path][&method]["responses"]["200"].is_object(),
+                "{method} {path} documents no 200"
+            );
         }
         let mut refs = Vec::new();
-        collect_refs(&spec, &mut refs);
+        merge::collect_refs(&spec, &mut refs);
         assert!(refs.len() > 50, "found only {} $refs", refs.len());
-        for reference in refs {
-            let pointer = reference
-                .strip_prefix('#')
-                .unwrap_or_else(|| panic!("{reference} is not a local reference"));
-            assert!(spec.pointer(pointer).is_some(), "{reference} leads nowhere");
-        }
-    }
-
-    fn collect_refs(value: &Value, refs: &mut Vec<String>) {
-        match value {
-            Value::Object(map) => {
-                if let Some(Value::String(reference)) = map.get("$ref") {
-                    refs.push(reference.clone());
-                }
-                map.values().for_each(|v| collect_refs(v, refs));
-            }
-            Value::Array(items) => items.iter().for_each(|v| collect_refs(v, refs)),
-            _ => {}
-        }
+        assert_eq!(problems(&spec), Vec::<String>::new());
     }
 
     #[test]
