@@ -8,6 +8,34 @@ use serde_json::value::RawValue;
 
 use crate::error::ApiError;
 
+/// Why a request body could not be read whole.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyReadError {
+    /// It is longer than the limit.
+    #[error("request body is over the limit of {limit} bytes")]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// The connection failed while it was being read.
+    #[error("could not read the request body: {0}")]
+    Unreadable(String),
+}
+
+/// Reads a whole request body of at most `limit` bytes, telling a body over the limit (413)
+/// from one that could not be read (400).
+pub async fn read_limited(body: axum::body::Body, limit: usize) -> Result<Bytes, BodyReadError> {
+    axum::body::to_bytes(body, limit).await.map_err(|error| {
+        let too_large = std::error::Error::source(&error)
+            .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            BodyReadError::TooLarge { limit }
+        } else {
+            BodyReadError::Unreadable(error.to_string())
+        }
+    })
+}
+
 /// Checks the `Content-Type` is one the JSON endpoints read: `application/json`,
 /// `application/x-ndjson`, `text/plain` (what `navigator.sendBeacon` sends for a string) or none.
 pub fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {

@@ -24,6 +24,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tributary_catalog::Catalog;
 use tributary_collector::auth::presented_key;
+use tributary_collector::body::{BodyReadError, read_limited};
 use tributary_collector::keys::{KeyStore, Role};
 
 use crate::error::PipelineError;
@@ -118,24 +119,17 @@ async fn add(State(api): State<Arc<SchemaApi>>, headers: HeaderMap, body: Body) 
     }
     // Read here rather than by an extractor, so that a body over the limit gets this API's
     // JSON error, not a plain-text one.
-    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+    let body = match read_limited(body, MAX_BODY_BYTES).await {
         Ok(body) => body,
-        Err(error) => {
-            let too_large = std::error::Error::source(&error)
-                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
-            return if too_large {
-                refuse(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "too_large",
-                    format!("request body is over the limit of {MAX_BODY_BYTES} bytes"),
-                )
-            } else {
-                refuse(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_json",
-                    format!("could not read the request body: {error}"),
-                )
-            };
+        Err(error @ BodyReadError::TooLarge { .. }) => {
+            return refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                error.to_string(),
+            );
+        }
+        Err(error @ BodyReadError::Unreadable(_)) => {
+            return refuse(StatusCode::BAD_REQUEST, "invalid_json", error.to_string());
         }
     };
     let request: AddRequest = match serde_json::from_slice(&body) {

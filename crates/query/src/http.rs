@@ -42,6 +42,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::{Deserialize, Serialize};
 use tributary_collector::auth::presented_key;
+use tributary_collector::body::{BodyReadError, read_limited};
 use tributary_collector::keys::{KeyStore, Role};
 
 use crate::engine::{QueryEngine, QueryOutput};
@@ -107,16 +108,11 @@ async fn answer(
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let format = Format::negotiate(accept).map_err(Refusal::NotAcceptable)?;
     check_content_type(headers)?;
-    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+    let bytes = read_limited(body, MAX_BODY_BYTES)
         .await
-        .map_err(|error| {
-            let too_large = std::error::Error::source(&error)
-                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
-            if too_large {
-                Refusal::TooLarge
-            } else {
-                Refusal::BadRequest(format!("could not read the request body: {error}"))
-            }
+        .map_err(|error| match error {
+            BodyReadError::TooLarge { .. } => Refusal::TooLarge,
+            BodyReadError::Unreadable(_) => Refusal::BadRequest(error.to_string()),
         })?;
     let request: QueryRequest =
         serde_json::from_slice(&bytes).map_err(|error| Refusal::InvalidJson(error.to_string()))?;

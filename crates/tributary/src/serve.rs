@@ -291,9 +291,6 @@ pub async fn open_lake(config: &Config) -> Result<OpenLake> {
     Ok(OpenLake { catalog, store })
 }
 
-/// Runs the lake writer until shutdown. After an error it starts again from its checkpoint
-/// (what it had buffered is read again from the stream), so a full disk or a failing object
-/// store delays the lake without losing anything.
 /// The OpenAPI document `GET /openapi.json` answers: the collector's, with the SQL API's and
 /// the schema registry's merged in, since all three are served on one listener.
 fn api_document() -> Result<String> {
@@ -307,6 +304,9 @@ fn api_document() -> Result<String> {
     .context("merging the HTTP API's OpenAPI documents")
 }
 
+/// Runs the lake writer until shutdown. After an error it starts again from its checkpoint
+/// (what it had buffered is read again from the stream), so a full disk or a failing object
+/// store delays the lake without losing anything.
 async fn run_lake_writer(writer: LakeWriter, mut stop: watch::Receiver<bool>) -> Result<()> {
     loop {
         match writer.run(stop.clone()).await {
