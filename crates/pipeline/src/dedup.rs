@@ -11,13 +11,17 @@
 //!
 //! Storage: keys live in memory (about 48 bytes each with the hash table's overhead: a day of
 //! 100 million distinct events is ~5 GB, so size `window` to the traffic) and in an append-only
-//! file of fixed 40-byte records with a CRC each. Opening reads the file, skips a torn tail and
-//! keys past the window, and rewrites it compactly; the file is rewritten again whenever it
-//! holds more than twice the live keys.
+//! file: a 24-byte header, then fixed 40-byte records with a CRC each. Opening reads the file,
+//! skips a torn tail and keys past the window, and rewrites it compactly; the file is rewritten
+//! again whenever it holds more than twice the live keys.
+//!
+//! The key is XXH3-128 (a published algorithm, so a key means the same in every build that
+//! reads the file) seeded with a random value the store draws when it is created and keeps in
+//! its header: event ids come from clients, and without the secret seed nobody can choose ids
+//! that collide with another tenant's.
 
 use std::collections::hash_map::Entry;
 use std::fs::{File, OpenOptions};
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -27,6 +31,16 @@ use crate::pipeline::StreamPosition;
 
 /// Bytes of one record: key (16), shard (4), seq (8), received_at (8), crc32c (4).
 const RECORD_BYTES: usize = 40;
+
+/// The file's first bytes, naming what it is.
+const MAGIC: [u8; 8] = *b"TRBDEDUP";
+
+/// The record and key layout this code reads and writes. Version 1 (no header, keys from the
+/// standard library's unspecified `DefaultHasher`) is not read: its keys cannot be recomputed.
+const FORMAT_VERSION: u32 = 2;
+
+/// Bytes of the header: magic (8), format version (4), key seed (8), crc32c (4).
+const HEADER_BYTES: usize = 24;
 
 /// What the store says of an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,24 +76,61 @@ pub struct DedupStore {
     /// Held (an exclusive `flock` on `<path>.lock`) while the store is open: two processes
     /// appending to one store would each miss the other's keys.
     _lock: File,
+    /// Seeds the key hash; kept in the file's header.
+    seed: u64,
+    /// Where a key's input is put together, reused from check to check.
+    scratch: Vec<u8>,
 }
 
-/// The remembered keys. They are SipHash values already, and the default SipHash over them again
-/// cost a tenth of the pipeline: foldhash is a few multiplications, still seeded at random per
-/// process, so the table's layout cannot be predicted from the (fixed-key) dedup keys.
+/// The remembered keys. They are hash values already, and SipHash over them again cost a tenth
+/// of the pipeline: foldhash is a few multiplications, seeded at random per process.
 type KeyMap = std::collections::HashMap<u128, Seen, foldhash::fast::RandomState>;
 
-fn key(tenant: &str, event_id: &str) -> u128 {
-    // Two SipHash passes with different prefixes give 128 bits: a collision (two different
-    // events taken for one) among a billion keys is then ~1e-21 likely, not ~3 %.
-    let half = |salt: u8| {
-        let mut hasher = DefaultHasher::new();
-        salt.hash(&mut hasher);
-        tenant.hash(&mut hasher);
-        event_id.hash(&mut hasher);
-        hasher.finish()
-    };
-    (u128::from(half(1)) << 64) | u128::from(half(2))
+/// The key of `event_id` of `tenant`: 128 bits, so that a collision (two different events
+/// taken for one) among a billion keys is ~1e-21 likely, not ~3 % as with 64. `scratch` holds
+/// the input: the tenant's length first, so that ("ab", "c") and ("a", "bc") differ.
+fn key(seed: u64, scratch: &mut Vec<u8>, tenant: &str, event_id: &str) -> u128 {
+    scratch.clear();
+    scratch.extend_from_slice(&(tenant.len() as u64).to_le_bytes());
+    scratch.extend_from_slice(tenant.as_bytes());
+    scratch.extend_from_slice(event_id.as_bytes());
+    twox_hash::XxHash3_128::oneshot_with_seed(seed, scratch)
+}
+
+fn encode_header(seed: u64) -> [u8; HEADER_BYTES] {
+    let mut header = [0u8; HEADER_BYTES];
+    header[0..8].copy_from_slice(&MAGIC);
+    header[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    header[12..20].copy_from_slice(&seed.to_le_bytes());
+    let crc = crc32c::crc32c(&header[0..20]);
+    header[20..24].copy_from_slice(&crc.to_le_bytes());
+    header
+}
+
+/// The seed in a file's header, or why the file is not a store this code reads.
+fn decode_header(contents: &[u8]) -> Result<u64, String> {
+    let field = |range: std::ops::Range<usize>| contents.get(range).unwrap_or_default();
+    if field(0..8) != MAGIC {
+        return Err(format!(
+            "not a dedup store of format {FORMAT_VERSION} (no {:?} header; a file from before \
+             format 2 has none, and its keys cannot be recomputed): move it aside to start an \
+             empty store",
+            String::from_utf8_lossy(&MAGIC)
+        ));
+    }
+    let crc = u32::from_le_bytes(field(20..24).try_into().unwrap_or_default());
+    if contents.len() < HEADER_BYTES || crc32c::crc32c(field(0..20)) != crc {
+        return Err("the header is damaged (its checksum does not match)".to_string());
+    }
+    let version = u32::from_le_bytes(field(8..12).try_into().unwrap_or_default());
+    if version != FORMAT_VERSION {
+        return Err(format!(
+            "format {version}, and this build reads format {FORMAT_VERSION}"
+        ));
+    }
+    Ok(u64::from_le_bytes(
+        field(12..20).try_into().unwrap_or_default(),
+    ))
 }
 
 fn encode(key: u128, seen: Seen) -> [u8; RECORD_BYTES] {
@@ -123,12 +174,19 @@ impl DedupStore {
         let window_micros = i64::try_from(window.as_micros()).unwrap_or(i64::MAX);
         let mut seen = KeyMap::default();
         let mut newest = i64::MIN;
+        let mut seed = rand::random::<u64>();
         match File::open(&path) {
             Ok(mut file) => {
                 let mut contents = Vec::new();
                 file.read_to_end(&mut contents)
                     .map_err(|error| fail(format!("reading: {error}")))?;
-                for record in contents.chunks(RECORD_BYTES) {
+                // The header is written with the file, by a rename, so it is never torn; an
+                // empty file (made by hand) holds no keys to lose.
+                if !contents.is_empty() {
+                    seed = decode_header(&contents).map_err(fail)?;
+                }
+                let records = contents.get(HEADER_BYTES..).unwrap_or_default();
+                for record in records.chunks(RECORD_BYTES) {
                     // A torn or damaged record ends the usable log: what follows it was
                     // written after it, by the same writer, and is not trusted either.
                     let Some((key, entry)) = decode(record) else {
@@ -146,7 +204,8 @@ impl DedupStore {
         }
         let horizon = newest.saturating_sub(window_micros);
         seen.retain(|_, entry: &mut Seen| entry.received_at >= horizon);
-        let file = rewrite(&path, &seen).map_err(|error| fail(format!("rewriting: {error}")))?;
+        let file =
+            rewrite(&path, seed, &seen).map_err(|error| fail(format!("rewriting: {error}")))?;
         Ok(DedupStore {
             records_in_file: seen.len(),
             path,
@@ -156,6 +215,8 @@ impl DedupStore {
             newest,
             added_since_expiry: 0,
             _lock: lock,
+            seed,
+            scratch: Vec::with_capacity(128),
         })
     }
 
@@ -178,7 +239,7 @@ impl DedupStore {
         position: StreamPosition,
         received_at: i64,
     ) -> Result<DedupVerdict, PipelineError> {
-        let key = key(tenant, event_id);
+        let key = key(self.seed, &mut self.scratch, tenant, event_id);
         let entry = Seen {
             position,
             received_at,
@@ -233,7 +294,7 @@ impl DedupStore {
                 .flush()
                 .map_err(|error| self.io_error("flushing", error))?;
             // The rewrite syncs the new file itself.
-            self.file = rewrite(&self.path, &self.seen)
+            self.file = rewrite(&self.path, self.seed, &self.seen)
                 .map_err(|error| self.io_error("rewriting", error))?;
             self.records_in_file = self.seen.len();
             return Ok(PendingSync {
@@ -309,12 +370,13 @@ fn lock(path: &Path) -> Result<File, PipelineError> {
     }
 }
 
-/// Writes `seen` to a new file beside `path`, syncs it, renames it over `path` and syncs the
-/// directory; returns the file opened for appending.
-fn rewrite(path: &Path, seen: &KeyMap) -> std::io::Result<BufWriter<File>> {
+/// Writes the header and `seen` to a new file beside `path`, syncs it, renames it over `path`
+/// and syncs the directory; returns the file opened for appending.
+fn rewrite(path: &Path, seed: u64, seen: &KeyMap) -> std::io::Result<BufWriter<File>> {
     let temporary = path.with_extension("rewrite");
     {
         let mut out = BufWriter::new(File::create(&temporary)?);
+        out.write_all(&encode_header(seed))?;
         for (&key, &entry) in seen {
             out.write_all(&encode(key, entry))?;
         }
@@ -388,7 +450,7 @@ mod tests {
             DedupVerdict::Repeat { first: at(0, 42) }
         );
         assert_eq!(
-            std::fs::metadata(&path).unwrap().len() % RECORD_BYTES as u64,
+            (std::fs::metadata(&path).unwrap().len() - HEADER_BYTES as u64) % RECORD_BYTES as u64,
             0
         );
     }
@@ -408,7 +470,7 @@ mod tests {
         // Written before the sync, while the store is still open: nothing left in a buffer.
         assert_eq!(
             std::fs::metadata(&path).unwrap().len(),
-            10 * RECORD_BYTES as u64
+            (HEADER_BYTES + 10 * RECORD_BYTES) as u64
         );
         drop(store);
         pending.sync().unwrap();
@@ -447,6 +509,79 @@ mod tests {
         drop(store);
         let store = DedupStore::open(&path, Duration::from_secs(3600)).unwrap();
         assert_eq!(store.len(), 2, "the expired first sighting was not kept");
+    }
+
+    #[test]
+    fn the_tenant_and_the_id_do_not_run_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store =
+            DedupStore::open(dir.path().join("dedup.log"), Duration::from_secs(3600)).unwrap();
+        assert_eq!(
+            store.check("ab", "c", at(0, 1), HOUR).unwrap(),
+            DedupVerdict::First
+        );
+        assert_eq!(
+            store.check("a", "bc", at(0, 2), HOUR).unwrap(),
+            DedupVerdict::First
+        );
+    }
+
+    #[test]
+    fn a_file_without_this_formats_header_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dedup.log");
+        // What format 1 wrote: records from the first byte.
+        #[allow(clippy::disallowed_methods)] // a test fixture, not durable data
+        std::fs::write(&path, [0u8; 2 * RECORD_BYTES]).unwrap();
+        let error = DedupStore::open(&path, Duration::from_secs(3600)).unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains("dedup.log"), "{text}");
+        assert!(
+            text.contains("format 2") && text.contains("move it aside"),
+            "{text}"
+        );
+
+        let mut header = encode_header(7);
+        header[12] ^= 1;
+        #[allow(clippy::disallowed_methods)] // a test fixture, not durable data
+        std::fs::write(&path, header).unwrap();
+        let text = DedupStore::open(&path, Duration::from_secs(3600))
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("header is damaged"), "{text}");
+
+        let mut header = encode_header(7);
+        header[8..12].copy_from_slice(&3u32.to_le_bytes());
+        let crc = crc32c::crc32c(&header[0..20]);
+        header[20..24].copy_from_slice(&crc.to_le_bytes());
+        #[allow(clippy::disallowed_methods)] // a test fixture, not durable data
+        std::fs::write(&path, header).unwrap();
+        let text = DedupStore::open(&path, Duration::from_secs(3600))
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("format 3"), "{text}");
+
+        // An empty file holds no keys: it is taken as a new store.
+        #[allow(clippy::disallowed_methods)] // a test fixture, not durable data
+        std::fs::write(&path, []).unwrap();
+        DedupStore::open(&path, Duration::from_secs(3600)).unwrap();
+    }
+
+    #[test]
+    fn the_seed_is_kept_across_reopening_and_compaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dedup.log");
+        let window = Duration::from_secs(86_400);
+        let seed = {
+            let mut store = DedupStore::open(&path, window).unwrap();
+            store.check("acme", "e1", at(0, 1), HOUR).unwrap();
+            store.sync().unwrap();
+            store.seed
+        };
+        let contents = std::fs::read(&path).unwrap();
+        assert_eq!(decode_header(&contents).unwrap(), seed);
+        let store = DedupStore::open(&path, window).unwrap();
+        assert_eq!(store.seed, seed);
     }
 
     #[test]
