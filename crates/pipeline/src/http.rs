@@ -17,7 +17,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
@@ -73,6 +73,16 @@ fn refuse(status: StatusCode, code: &str, message: impl Into<String>) -> Respons
         .into_response()
 }
 
+/// A 401 that says, as HTTP asks, how to authenticate: a bearer key.
+fn unauthorized(message: &str) -> Response {
+    let mut response = refuse(StatusCode::UNAUTHORIZED, "unauthorized", message);
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"tributary\""),
+    );
+    response
+}
+
 /// The role of the presented key, or why there is none (answered 401).
 fn role(keys: &KeyStore, headers: &HeaderMap) -> Result<Role, &'static str> {
     let Some(key) = presented_key(headers, None).filter(|key| !key.is_empty()) else {
@@ -93,7 +103,7 @@ async fn list(State(api): State<Arc<SchemaApi>>, headers: HeaderMap) -> Response
                 "a write key cannot read schemas; use a read or admin key",
             );
         }
-        Err(message) => return refuse(StatusCode::UNAUTHORIZED, "unauthorized", message),
+        Err(message) => return unauthorized(message),
     }
     match api.catalog.event_schemas().await {
         Ok(schemas) => axum::Json(json!({ "schemas": schemas })).into_response(),
@@ -115,7 +125,7 @@ async fn add(State(api): State<Arc<SchemaApi>>, headers: HeaderMap, body: Body) 
                 "adding a schema needs an admin key",
             );
         }
-        Err(message) => return refuse(StatusCode::UNAUTHORIZED, "unauthorized", message),
+        Err(message) => return unauthorized(message),
     }
     // Read here rather than by an extractor, so that a body over the limit gets this API's
     // JSON error, not a plain-text one.

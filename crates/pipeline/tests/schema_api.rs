@@ -58,6 +58,13 @@ async fn call(api: &Api, method: &str, key: Option<&str>, body: Body) -> (Status
         "application/json",
         "{method} answered {status} without JSON"
     );
+    if status == StatusCode::UNAUTHORIZED {
+        // A 401 says how to authenticate (RFC 9110 §11.6.1).
+        assert_eq!(
+            response.headers()[header::WWW_AUTHENTICATE],
+            "Bearer realm=\"tributary\""
+        );
+    }
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     (status, serde_json::from_slice(&bytes).unwrap())
 }
