@@ -172,6 +172,7 @@ impl QueryEngine {
     /// Plans one SQL statement within `scope` without running it (for `EXPLAIN`-like output
     /// and for streaming every row, see [`PlannedQuery::execute`]).
     pub async fn plan(&self, sql: &str, scope: Scope) -> Result<PlannedQuery, QueryError> {
+        crate::complexity::check(sql)?;
         let counter = Arc::new(ScanCounter::default());
         let state = self.session(&scope, &counter).await?;
         let logical = state.create_logical_plan(sql).await.map_err(|error| {

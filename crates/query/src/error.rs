@@ -20,6 +20,10 @@ pub enum QueryError {
     /// `EXPLAIN ANALYZE` under a tenant scope.
     #[error("{0}")]
     NotAllowed(String),
+    /// The statement nests its expressions deeper than the engine allows (see
+    /// `complexity.rs`): planning it could exhaust the stack.
+    #[error("{0}")]
+    TooComplex(String),
     /// The query was valid but failed while running because of its expressions and the data,
     /// e.g. a cast that does not fit, a division by zero or an overflow.
     #[error("{0}")]
@@ -52,6 +56,7 @@ impl QueryError {
         match self {
             QueryError::InvalidSql(_) => "invalid_sql",
             QueryError::NotAllowed(_) => "not_allowed",
+            QueryError::TooComplex(_) => "too_complex",
             QueryError::Execution(_) => "query_failed",
             QueryError::Timeout(_) => "timeout",
             QueryError::ResourcesExhausted(_) => "resources_exhausted",
@@ -64,7 +69,10 @@ impl QueryError {
     pub fn is_client_error(&self) -> bool {
         matches!(
             self,
-            QueryError::InvalidSql(_) | QueryError::NotAllowed(_) | QueryError::Execution(_)
+            QueryError::InvalidSql(_)
+                | QueryError::NotAllowed(_)
+                | QueryError::TooComplex(_)
+                | QueryError::Execution(_)
         )
     }
 }

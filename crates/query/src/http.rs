@@ -17,7 +17,7 @@
 //!
 //! | status | code                                   | when                                          |
 //! |--------|----------------------------------------|-----------------------------------------------|
-//! | 400    | `invalid_sql`, `not_allowed`, `query_failed`, `invalid_json`, `bad_request` | the request or its SQL |
+//! | 400    | `invalid_sql`, `not_allowed`, `too_complex`, `query_failed`, `invalid_json`, `bad_request` | the request or its SQL |
 //! | 401    | `unauthorized`                         | no key, unknown key                           |
 //! | 403    | `forbidden`                            | a write key                                   |
 //! | 406    | `not_acceptable`                       | no `Accept`ed format is available             |
@@ -252,6 +252,7 @@ impl Refusal {
             Refusal::Query(error) => match error {
                 QueryError::InvalidSql(_)
                 | QueryError::NotAllowed(_)
+                | QueryError::TooComplex(_)
                 | QueryError::Execution(_) => StatusCode::BAD_REQUEST,
                 QueryError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
                 QueryError::ResourcesExhausted(_) | QueryError::Catalog(_) => {

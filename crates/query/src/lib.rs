@@ -36,7 +36,7 @@
 //!
 //! Module map: [`scope`] (who sees what), [`config`] (`[query]` section), [`provider`]
 //! (`LakeTable`), `pruning`/`time_range` (file pruning), [`tenant`] (the barrier), `session`
-//! (DataFusion setup), [`dictionary_aggregate`] (`GROUP BY` on dictionaries), [`predicate`] (a SQL `WHERE` on batches, for replays), [`engine`] (limits, timeout, entry points), [`format`](mod@format) (JSON, CSV,
+//! (DataFusion setup), [`dictionary_aggregate`] (`GROUP BY` on dictionaries), `complexity` (the nesting limit), [`predicate`] (a SQL `WHERE` on batches, for replays), [`engine`] (limits, timeout, entry points), [`format`](mod@format) (JSON, CSV,
 //! Arrow), [`http`] (the endpoint), [`error`], [`stats`], [`telemetry`].
 //!
 //! ## SQL over the event model
@@ -47,6 +47,7 @@
 //! - event time: `WHERE ts >= TIMESTAMP '2026-11-23T10:00:00Z'`.
 #![deny(missing_docs)]
 
+mod complexity;
 pub mod config;
 mod dictionary;
 pub mod dictionary_aggregate;

@@ -27,6 +27,7 @@ impl SqlRowFilter {
     /// Plans `sql` against `schema`. Errors name what is wrong: unknown column, type
     /// mismatch, or an expression that is not true/false.
     pub fn parse(sql: &str, schema: SchemaRef) -> Result<SqlRowFilter, QueryError> {
+        crate::complexity::check(sql)?;
         let context = SessionContext::new();
         let df_schema = DFSchema::try_from(schema.as_ref().clone())
             .map_err(|error| QueryError::Internal(error.to_string()))?;

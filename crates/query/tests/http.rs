@@ -256,6 +256,30 @@ async fn keys_decide_who_may_query() {
     assert_eq!(write.error_code(), "forbidden");
 }
 
+/// The deepest statement the limit lets through runs on a thread with the server's worker stack
+/// (8 MiB, `tributary/src/runtime.rs`), even in a debug build, whose frames are several times
+/// larger than a release build's.
+#[test]
+fn a_chain_at_the_operator_limit_runs_on_a_server_sized_stack() {
+    let worker = std::thread::Builder::new()
+        .stack_size(8 << 20)
+        .spawn(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let api = api().await;
+                let at_limit = format!("SELECT 1{} AS n", " + 1".repeat(500));
+                let answer = send(&api, post(Some(&api.read), None, sql(&at_limit))).await;
+                assert_eq!(answer.status, StatusCode::OK);
+                assert_eq!(answer.json()[0]["n"], 501);
+            });
+        })
+        .unwrap();
+    worker.join().unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_are_answered_precisely() {
     let api = api().await;
@@ -288,6 +312,18 @@ async fn bad_requests_are_answered_precisely() {
     .await;
     assert_eq!(ddl.status, StatusCode::BAD_REQUEST);
     assert_eq!(ddl.error_code(), "not_allowed");
+
+    // A chain this long used to reach the planner and overflow its stack, aborting the server.
+    let deep = format!("SELECT 1{} FROM events", " + 1".repeat(20_000));
+    let deep = send(&api, post(Some(&api.read), None, sql(&deep))).await;
+    assert_eq!(deep.status, StatusCode::BAD_REQUEST);
+    assert_eq!(deep.error_code(), "too_complex");
+    assert!(
+        deep.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("20000 operators")
+    );
 
     let failing = send(
         &api,

@@ -7,6 +7,9 @@
 use anyhow::{Context, Result};
 use tokio::runtime::{Builder, Runtime};
 
+/// The stack of each worker thread.
+const WORKER_STACK_BYTES: usize = 8 << 20;
+
 /// A runtime with `workers` worker threads (at least one), timers and I/O enabled.
 pub fn build(workers: usize) -> Result<Runtime> {
     build_named(workers, "tributary-worker")
@@ -18,6 +21,10 @@ pub fn build_named(workers: usize, name: &str) -> Result<Runtime> {
     Builder::new_multi_thread()
         .worker_threads(workers.max(1))
         .thread_name(name)
+        // SQL planning recurses once per level of a nested expression, with frames of about a
+        // kilobyte; the query crate caps the nesting (`complexity.rs`) well inside 8 MiB, where
+        // tokio's 2 MiB default left little margin. Untouched stack costs no memory.
+        .thread_stack_size(WORKER_STACK_BYTES)
         .enable_all()
         .build()
         .context("starting the tokio runtime")

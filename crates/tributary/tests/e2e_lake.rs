@@ -238,5 +238,14 @@ fn an_acknowledged_event_is_queryable_within_ten_seconds() {
     common::assert_exit(&output, 0);
     let counted: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(counted, json!([{"n": 1}]));
+
+    // Deeply nested SQL is refused before planning: a chain like this one overflowed a worker's
+    // stack and aborted the whole server. The deepest allowed chain runs on the server's stacks.
+    let deep = json!({"sql": format!("SELECT 1{} AS n", " + 1".repeat(20_000))});
+    let refused = server.post_json("/v1/query", &admin, &deep).expect(400);
+    assert_eq!(refused.json()["error"], "too_complex");
+    let at_limit = json!({"sql": format!("SELECT 1{} AS n", " + 1".repeat(500))});
+    let answered = server.post_json("/v1/query", &admin, &at_limit).expect(200);
+    assert_eq!(answered.json(), json!([{"n": 501}]));
     server.stop();
 }
