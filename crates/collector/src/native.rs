@@ -439,23 +439,50 @@ pub fn check_limits(
             ),
         });
     }
-    shape::check(bytes, config.max_json_depth, config.max_string_bytes).map_err(|e| {
-        let message = match e {
-            ShapeError::TooDeep { limit } => {
-                format!("event {index} nests deeper than {limit} levels (max_json_depth)")
-            }
-            ShapeError::StringTooLong { limit, length } => format!(
-                "event {index} has a string of {length} bytes, over the limit of {limit} \
-                 (max_string_bytes)"
-            ),
-        };
-        Rejection {
+    shape::check(bytes, config.max_json_depth, config.max_string_bytes).map_err(|e| match e {
+        ShapeError::TooDeep { limit } => Rejection {
             index,
             reason: "too_large",
             field: None,
-            message,
-        }
+            message: format!("event {index} nests deeper than {limit} levels (max_json_depth)"),
+        },
+        ShapeError::StringTooLong { limit, length } => Rejection {
+            index,
+            reason: "too_large",
+            field: None,
+            message: format!(
+                "event {index} has a string of {length} bytes, over the limit of {limit} \
+                 (max_string_bytes)"
+            ),
+        },
+        ShapeError::LoneSurrogate { offset } => lone_surrogate(index, bytes, offset),
     })
+}
+
+/// The rejection of an event with a lone surrogate escape at `offset`, naming the member that
+/// holds it (found by decoding the event as plain JSON, which fails there; only on this path).
+fn lone_surrogate(index: usize, bytes: &[u8], offset: usize) -> Rejection {
+    let field = std::str::from_utf8(bytes)
+        .ok()
+        .and_then(error_path::<serde_json::Value>);
+    let escape = bytes
+        .get(offset..offset + 6)
+        .map(String::from_utf8_lossy)
+        .unwrap_or_default();
+    let place = field.as_deref().map_or_else(
+        || format!("at byte {offset}"),
+        |field| format!("in `{field}`"),
+    );
+    Rejection {
+        index,
+        reason: "invalid_json",
+        message: format!(
+            "event {index}: the escape `{escape}` {place} is half of a UTF-16 surrogate pair \
+             without the other half, so it is not a character; send the character itself \
+             (UTF-8) or both halves"
+        ),
+        field,
+    }
 }
 
 /// serde_json names the field in messages like "missing field `event_type`" and "unknown field

@@ -1,6 +1,11 @@
 //! A single pass over one event's JSON that enforces the nesting and string-length limits
 //! before the event is deserialized (serde_json's own recursion limit is far deeper and not
-//! configurable per request).
+//! configurable per request), and refuses `\u` escapes that are lone UTF-16 surrogates.
+//!
+//! Why the surrogates: the collector keeps `context` and `properties` as raw JSON, and serde_json
+//! checks only the hex digits of an escape it skips. `"\ud800"` was therefore acknowledged, and
+//! then no decoder downstream could read the event into text — it reached the raw archive and
+//! nothing else. Refusing it at the edge keeps "accepted" meaning "kept everywhere".
 
 /// Why an event's JSON is outside the limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,10 +22,18 @@ pub enum ShapeError {
         /// Its length.
         length: usize,
     },
+    /// A `\u` escape of a UTF-16 surrogate without its other half: not a character.
+    LoneSurrogate {
+        /// Where the escape's backslash is, in bytes from the start of the event.
+        offset: usize,
+    },
 }
 
-/// Checks nesting depth and string lengths of syntactically valid JSON.
+/// Checks nesting depth, string lengths and surrogate escapes of syntactically valid JSON.
 pub fn check(json: &[u8], max_depth: usize, max_string_bytes: usize) -> Result<(), ShapeError> {
+    if let Some(offset) = lone_surrogate(json) {
+        return Err(ShapeError::LoneSurrogate { offset });
+    }
     // Fast path for the common event: no string can be longer than the whole event, and the
     // nesting cannot be deeper than the number of opening brackets (a count the compiler
     // vectorizes), so most events need no character-by-character walk at all.
@@ -66,6 +79,48 @@ fn walk(json: &[u8], max_depth: usize, max_string_bytes: usize) -> Result<(), Sh
         i += 1;
     }
     Ok(())
+}
+
+/// The offset of the first `\u` escape in `json` that is a lone UTF-16 surrogate: a high one
+/// (D800–DBFF) not followed at once by an escaped low one (DC00–DFFF), or a low one on its own.
+/// Backslashes only occur inside strings in valid JSON, and most events have none, so this is
+/// one vectorized search in the common case.
+fn lone_surrogate(json: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(found) = memchr::memchr(b'\\', json.get(from..)?) {
+        let at = from + found;
+        if json.get(at + 1) != Some(&b'u') {
+            // `\\`, `\"` and the like: the escaped character is skipped with the backslash, so
+            // an escaped backslash before a `u` is not taken for an escape.
+            from = at + 2;
+            continue;
+        }
+        match utf16_unit(json, at) {
+            Some(0xD800..=0xDBFF) => {
+                if !matches!(utf16_unit(json, at + 6), Some(0xDC00..=0xDFFF)) {
+                    return Some(at);
+                }
+                from = at + 12;
+            }
+            Some(0xDC00..=0xDFFF) => return Some(at),
+            // Any other character, or digits that are not hex (serde reports those).
+            _ => from = at + 6,
+        }
+    }
+    None
+}
+
+/// The code unit of the `\uXXXX` escape starting at `at`, if there is one.
+fn utf16_unit(json: &[u8], at: usize) -> Option<u16> {
+    let escape = json.get(at..at + 6)?;
+    if !escape.starts_with(b"\\u") {
+        return None;
+    }
+    let digits = std::str::from_utf8(escape.get(2..)?).ok()?;
+    if !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u16::from_str_radix(digits, 16).ok()
 }
 
 /// How many `{` and `[` bytes `json` holds (inside strings too: an upper bound on depth).
@@ -120,7 +175,36 @@ mod tests {
         );
     }
 
+    #[test]
+    fn lone_surrogates_are_found_and_pairs_and_escaped_backslashes_are_not() {
+        assert_eq!(lone_surrogate(br#"{"a":"x\ud800"}"#), Some(7));
+        assert_eq!(lone_surrogate(br#"{"a":"\uDC00\uD800"}"#), Some(6));
+        assert_eq!(lone_surrogate(br#"{"a":"\ud83d\ude00 \u00e9"}"#), None);
+        assert_eq!(lone_surrogate(br#"{"a":"\\ud800"}"#), None);
+        assert_eq!(lone_surrogate(br#"{"a":"\ud800\n"}"#), Some(6));
+        assert_eq!(lone_surrogate(br#"{"a":"\ud800"#), Some(6));
+        assert_eq!(
+            check(br#"{"a":"\udfff"}"#, 5, 100),
+            Err(ShapeError::LoneSurrogate { offset: 6 })
+        );
+    }
+
     proptest! {
+        #[test]
+        fn surrogate_check_agrees_with_serde(
+            parts in prop::collection::vec(
+                prop::sample::select(vec![
+                    r"\ud800", r"\udbff", r"\udc00", r"\udfff", r"\u0041", r"\u00e9",
+                    r"\\", r"\\u", "u", "d800", "a", r#"\""#,
+                ]),
+                0..8,
+            ),
+        ) {
+            let json = format!(r#"["{}"]"#, parts.concat());
+            let serde = serde_json::from_str::<Vec<String>>(&json);
+            prop_assert_eq!(lone_surrogate(json.as_bytes()).is_none(), serde.is_ok(), "{}", json);
+        }
+
         #[test]
         fn never_panics(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
             let _ = check(&bytes, 4, 16);

@@ -45,11 +45,16 @@ fn harness() -> Harness {
 }
 
 async fn post(h: &Harness, body: &Value) -> (StatusCode, Value) {
+    post_text(h, body.to_string()).await
+}
+
+/// [`post`] of JSON text as written, for what a `Value` cannot hold.
+async fn post_text(h: &Harness, body: String) -> (StatusCode, Value) {
     let request = Request::post("/v1/events")
         .header(header::CONTENT_TYPE, "application/json")
         .header(header::AUTHORIZATION, format!("Bearer {}", h.key))
         .header(header::USER_AGENT, "test-agent/1")
-        .body(Body::from(body.to_string()))
+        .body(Body::from(body))
         .unwrap();
     let response = h.app.clone().oneshot(request).await.unwrap();
     let status = response.status();
@@ -132,6 +137,42 @@ async fn a_null_ip_or_user_agent_is_kept_and_not_duplicated() {
     assert_eq!(e.context.ip, None);
     assert_eq!(e.context.user_agent, None);
     assert_eq!(e.context.locale.as_deref(), Some("en"));
+}
+
+/// Regression: a lone surrogate escape passed the edge inside the raw `context`/`properties`,
+/// was acknowledged, and then no consumer could decode the event (it reached only the raw
+/// archive). It is refused by name now; a proper pair is kept.
+#[tokio::test]
+async fn lone_surrogate_escapes_are_refused_by_name_and_pairs_are_kept() {
+    let h = harness();
+    let good = r#"{"event_type":"page","anonymous_id":"a1","properties":{"face":"\ud83d\ude00"}}"#;
+    let cases = [
+        (
+            r#"{"event_type":"page","anonymous_id":"a","properties":{"x":"\ud800"}}"#,
+            "properties.x",
+        ),
+        (
+            r#"{"event_type":"page","anonymous_id":"a","context":{"page":{"title":"a\udc00"}}}"#,
+            "context.page.title",
+        ),
+    ];
+    for (bad, field) in cases {
+        let (status, body) = post_text(&h, format!("[{good},{bad}]")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let rejected = &body["rejected"][0];
+        assert_eq!(rejected["index"], 1, "{body}");
+        assert_eq!(rejected["reason"], "invalid_json", "{body}");
+        assert_eq!(rejected["field"], field, "{body}");
+        let message = rejected["message"].as_str().unwrap();
+        assert!(
+            message.contains(field) && message.contains("surrogate"),
+            "{body}"
+        );
+    }
+    // Every stored record decodes as an event, the pair as the character it stands for.
+    let stored = stored(&h.log);
+    assert_eq!(stored.len(), 2);
+    assert_eq!(stored[0].properties["face"], "\u{1F600}");
 }
 
 #[tokio::test]
