@@ -36,7 +36,14 @@ impl FamilyRule {
         if self.pattern.is_empty() {
             return Err("pattern is empty".into());
         }
-        if self.pattern[..self.pattern.len() - 1].contains('*') {
+        // Sliced by `strip_suffix`, not by a byte count: the last character may be wider than
+        // a byte (`track:Café`).
+        if self
+            .pattern
+            .strip_suffix('*')
+            .unwrap_or(&self.pattern)
+            .contains('*')
+        {
             return Err(format!(
                 "pattern {:?} may have `*` only at its end",
                 self.pattern
@@ -113,5 +120,8 @@ mod tests {
         assert!(FamilyRule::new("page", "../x").validate().is_err());
         assert!(FamilyRule::new("a*b", "x").validate().is_err());
         assert!(FamilyRule::new("track:*", "track").validate().is_ok());
+        // Regression: the check sliced off one byte and panicked inside a wide last character.
+        assert!(FamilyRule::new("track:Café", "cafe").validate().is_ok());
+        assert!(FamilyRule::new("tr*ck:Café", "cafe").validate().is_err());
     }
 }

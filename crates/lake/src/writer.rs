@@ -478,7 +478,7 @@ impl LakeWriter {
         metrics::gauge!(telemetry::BUFFERED_BYTES).set(0.0);
         if let Some(oldest) = oldest_received {
             // How old the oldest event of this flush was when it became queryable.
-            let freshness = (now_micros() - oldest).max(0) as f64 / 1e6;
+            let freshness = now_micros().saturating_sub(oldest).max(0) as f64 / 1e6;
             metrics::gauge!(telemetry::FRESHNESS_SECONDS).set(freshness);
         }
         tracing::debug!(

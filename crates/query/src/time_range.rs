@@ -125,7 +125,10 @@ fn literal_micros(expr: &Expr) -> Option<(i64, i64)> {
         }
         ScalarValue::TimestampMicrosecond(Some(v), _) => Some((*v, *v)),
         ScalarValue::TimestampNanosecond(Some(v), _) => {
-            Some((v.div_euclid(1_000), (v + 999).div_euclid(1_000)))
+            // Rounded up without `v + 999`, which overflows for the latest nanosecond
+            // timestamps (and wrapped, in a release build, to a range that matched nothing).
+            let down = v.div_euclid(1_000);
+            Some((down, down + i64::from(v.rem_euclid(1_000) != 0)))
         }
         _ => None,
     }
@@ -175,6 +178,17 @@ mod tests {
             (range.from, range.until),
             (Some(2_000_000), Some(4_000_000))
         );
+    }
+
+    #[test]
+    fn nanosecond_literals_round_outwards_without_overflowing() {
+        let nanos = |v| lit(ScalarValue::TimestampNanosecond(Some(v), None));
+        assert_eq!(literal_micros(&nanos(1_500)), Some((1, 2)));
+        assert_eq!(literal_micros(&nanos(-1_500)), Some((-2, -1)));
+        assert_eq!(literal_micros(&nanos(2_000)), Some((2, 2)));
+        // `v + 999` overflowed here.
+        let latest = i64::MAX / 1_000;
+        assert_eq!(literal_micros(&nanos(i64::MAX)), Some((latest, latest + 1)));
     }
 
     #[test]
