@@ -216,9 +216,16 @@ pub(crate) struct DecodedRecord {
     pub value: Bytes,
 }
 
+/// The most records [`decode_body`] reserves room for before reading them; frames the
+/// collector writes hold far fewer.
+const MAX_RESERVED_RECORDS: usize = 16_384;
+
 /// Splits a verified frame body into records, sharing the body's buffer.
 pub(crate) fn decode_body(body: &Bytes, record_count: u32) -> Result<Vec<DecodedRecord>, String> {
-    let mut records = Vec::with_capacity(record_count as usize);
+    // Reserved up to a bound, then grown as records are found: a count read from a damaged or
+    // crafted file (up to a 1 GiB body ÷ 8 bytes) must not become a reservation eight times
+    // the body's size before the loop below finds out.
+    let mut records = Vec::with_capacity((record_count as usize).min(MAX_RESERVED_RECORDS));
     let mut at = 0usize;
     for i in 0..record_count {
         if at + RECORD_OVERHEAD > body.len() {
