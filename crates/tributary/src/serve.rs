@@ -82,11 +82,15 @@ struct Counters {
 /// Runs `serve` until Ctrl-C or SIGTERM.
 pub fn run(config: &Config, args: &ServeArgs) -> Result<ExitCode> {
     let runtime = runtime::build(runtime::server_workers())?;
-    runtime.block_on(serve(config, args))?;
+    // SQL runs on its own threads: a query's CPU-heavy operators then share the cores with
+    // ingest through the OS scheduler, instead of queueing the collector's requests behind them
+    // on the same workers.
+    let queries = runtime::build_named(runtime::server_workers(), "tributary-query")?;
+    runtime.block_on(serve(config, args, queries.handle().clone()))?;
     Ok(ExitCode::from(OK))
 }
 
-async fn serve(config: &Config, args: &ServeArgs) -> Result<()> {
+async fn serve(config: &Config, args: &ServeArgs, queries: tokio::runtime::Handle) -> Result<()> {
     let dir = config.stream_dir();
     let stream_config = config.stream.clone();
     let open_dir = dir.clone();
@@ -125,7 +129,8 @@ async fn serve(config: &Config, args: &ServeArgs) -> Result<()> {
         Arc::clone(&lake.store),
         config.query.clone(),
     )
-    .context("starting the SQL engine")?;
+    .context("starting the SQL engine")?
+    .with_runtime(queries);
     let query_routes = tributary_query::router(Arc::new(engine), Arc::clone(&keys));
     let reloader = collector.spawn_key_reloader();
     let listen = args.listen.as_deref().unwrap_or(&config.collector.listen);
