@@ -53,6 +53,16 @@ pub(crate) enum Command {
     },
 }
 
+/// Where retention deletes the segments it takes out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Removal {
+    /// On the writer thread, before answering: for an explicit request.
+    Wait,
+    /// On a thread of its own: between appends, where an unlink of a large file would stall
+    /// the shard's appends (and their acknowledgements).
+    Background,
+}
+
 /// The state the writer thread owns.
 pub(crate) struct ShardWriter {
     shard: Arc<Shard>,
@@ -74,6 +84,10 @@ pub(crate) struct ShardWriter {
     last_ts: i64,
     last_sync: Instant,
     last_retention: Instant,
+    /// The thread deleting the files of the segments retention took out last, joined at
+    /// shutdown. Each such thread first waits for the one before, so that files go oldest
+    /// first and a crash leaves only a run of the youngest taken out, next to the retained.
+    removal: Option<JoinHandle<()>>,
     /// Encoded frames of the current group, not yet written.
     buf: Vec<u8>,
     /// Index entries for frames in `buf`.
@@ -131,6 +145,7 @@ impl ShardWriter {
             last_ts,
             last_sync: Instant::now(),
             last_retention: Instant::now(),
+            removal: None,
             buf: Vec::with_capacity(1 << 20),
             new_entries: Vec::new(),
         }
@@ -189,7 +204,8 @@ impl ShardWriter {
                 false
             }
             Command::Retention { reply } => {
-                let _ = reply.send(self.apply_retention());
+                // Asked for explicitly: the caller expects the files gone when answered.
+                let _ = reply.send(self.apply_retention(Removal::Wait));
                 false
             }
             Command::Close { reply } => {
@@ -224,7 +240,7 @@ impl ShardWriter {
             self.shard.fail(e.to_string());
         }
         if self.last_retention.elapsed() >= self.config.retention.check_interval
-            && let Err(e) = self.apply_retention()
+            && let Err(e) = self.apply_retention(Removal::Background)
         {
             tracing::warn!(shard = self.shard.id, error = %e, "retention failed; will retry");
         }
@@ -375,6 +391,9 @@ impl ShardWriter {
     /// Syncs and stops the syncer thread: the writer is going away.
     fn shut_down(&mut self) -> Result<(), StreamError> {
         let result = self.sync_active();
+        if let Some(removal) = self.removal.take() {
+            let _ = removal.join();
+        }
         if let Some((syncer, handle)) = self.syncer.take() {
             syncer.stop();
             let _ = handle.join();
@@ -402,7 +421,7 @@ impl ShardWriter {
         self.active = segment;
         // Size-based retention is due as soon as a segment is sealed.
         if self.config.retention.max_bytes_per_shard.is_some()
-            && let Err(e) = self.apply_retention()
+            && let Err(e) = self.apply_retention(Removal::Background)
         {
             tracing::warn!(shard = self.shard.id, error = %e, "retention failed; will retry");
         }
@@ -411,9 +430,44 @@ impl ShardWriter {
 
     /// Deletes whole sealed segments past the age or size limit, counting records that
     /// registered consumers had not read yet. Returns how many segments were deleted.
-    fn apply_retention(&mut self) -> Result<u64, StreamError> {
+    fn apply_retention(&mut self, removal: Removal) -> Result<u64, StreamError> {
         self.last_retention = Instant::now();
-        crate::retention::apply(&self.shard, &self.config.retention, &self.consumers)
+        let detached =
+            crate::retention::detach(&self.shard, &self.config.retention, &self.consumers)?;
+        let count = detached.len() as u64;
+        if detached.is_empty() {
+            return Ok(0);
+        }
+        let previous = self.removal.take();
+        if removal == Removal::Wait {
+            if let Some(previous) = previous {
+                let _ = previous.join();
+            }
+            crate::retention::remove(&detached)?;
+            return Ok(count);
+        }
+        // Shared with the thread, so that the writer can still delete them if none starts.
+        let detached = Arc::new(detached);
+        let doomed = Arc::clone(&detached);
+        let spawned = std::thread::Builder::new()
+            .name(format!("stream-retention-{}", self.shard.id))
+            .spawn(move || {
+                if let Some(previous) = previous {
+                    let _ = previous.join();
+                }
+                if let Err(e) = crate::retention::remove(&doomed) {
+                    // The files stay; the next open finds them and retention takes them again.
+                    tracing::warn!(error = %e, "retention could not delete a segment");
+                }
+            });
+        match spawned {
+            Ok(handle) => self.removal = Some(handle),
+            Err(e) => {
+                tracing::warn!(error = %e, "no retention thread; deleting on the writer");
+                crate::retention::remove(&detached)?;
+            }
+        }
+        Ok(count)
     }
 }
 

@@ -315,3 +315,67 @@ async fn idle_writer_enforces_retention_every_check_interval() {
     assert!(stats.first_seq > 0);
     log.close().unwrap();
 }
+
+/// Retention takes segments out of the shard at once and deletes their files on a thread of its
+/// own, so a crash can come between the two. The files found again at the next open must be
+/// harmless: nothing counted twice, nothing re-delivered, and taken out again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_segment_whose_deletion_was_cut_short_is_taken_again_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let keep_all = retention_config(RetentionConfig {
+        max_age: Duration::ZERO,
+        max_bytes_per_shard: None,
+        check_interval: Duration::from_secs(3600),
+    });
+    let log = common::open(dir.path(), &keep_all);
+    log.register_consumer("slow", StartPosition::Oldest)
+        .await
+        .unwrap();
+    fill(&log, 0, 120).await;
+    log.close().unwrap();
+    drop(log);
+    let config = retention_config(RetentionConfig {
+        max_bytes_per_shard: Some(16 << 10),
+        ..keep_all.retention.clone()
+    });
+    let log = common::open(dir.path(), &config);
+    let before = common::segments(dir.path(), 0);
+    let copies = tempfile::tempdir().unwrap();
+    for segment in &before {
+        std::fs::copy(segment, copies.path().join(segment.file_name().unwrap())).unwrap();
+    }
+    let deleted = log.enforce_retention().unwrap() as usize;
+    assert!(deleted >= 2, "{deleted}");
+    // The youngest segment taken out: a crash mid-removal leaves the youngest ones (they go
+    // oldest first).
+    let survivor = before[deleted - 1].clone();
+    let kept = common::segments(dir.path(), 0);
+    let first = base_seq(&kept[0]);
+    let slow = log.consumer_lag("slow").await.unwrap().shards[0].clone();
+    assert_eq!(slow.expired_unread, first);
+    log.close().unwrap();
+    drop(log);
+
+    // As if its unlink never happened: the segment is back on disk.
+    std::fs::copy(copies.path().join(survivor.file_name().unwrap()), &survivor).unwrap();
+
+    let log = common::open(dir.path(), &config);
+    let reopened = log.consumer_lag("slow").await.unwrap().shards[0].clone();
+    assert_eq!(
+        (reopened.checkpoint, reopened.expired_unread),
+        (first, first),
+        "the consumer neither goes back nor counts the segment twice"
+    );
+    let batch = log
+        .read_blocking(0, reopened.checkpoint, ReadLimits::default())
+        .unwrap();
+    assert_eq!(batch.records[0].seq, first);
+    assert_eq!(log.enforce_retention().unwrap(), 1, "taken out again");
+    assert!(!survivor.exists(), "{} is still there", survivor.display());
+    assert_eq!(
+        log.consumer_lag("slow").await.unwrap().shards[0].expired_unread,
+        first
+    );
+    assert_eq!(log.shard_stats().await.unwrap()[0].first_seq, first);
+    log.close().unwrap();
+}
