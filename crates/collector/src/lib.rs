@@ -28,13 +28,13 @@ pub mod native;
 pub mod openapi;
 pub mod request;
 pub mod segment;
+pub mod server;
 pub mod shape;
 pub mod sigv4;
 pub mod stored;
 pub mod telemetry;
 pub mod tracker;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -157,12 +157,7 @@ pub async fn serve_with(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(collector)
-        .merge(extra)
-        .into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    server::serve(router(collector).merge(extra), listener, shutdown).await
 }
 
 fn cors_layer(origins: &[String]) -> CorsLayer {
