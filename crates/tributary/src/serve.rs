@@ -81,6 +81,7 @@ struct Counters {
 
 /// Runs `serve` until Ctrl-C or SIGTERM.
 pub fn run(config: &Config, args: &ServeArgs) -> Result<ExitCode> {
+    raise_open_file_limit();
     let runtime = runtime::build(runtime::server_workers())?;
     // SQL runs on its own threads: a query's CPU-heavy operators then share the cores with
     // ingest through the OS scheduler, instead of queueing the collector's requests behind them
@@ -88,6 +89,40 @@ pub fn run(config: &Config, args: &ServeArgs) -> Result<ExitCode> {
     let queries = runtime::build_named(runtime::server_workers(), "tributary-query")?;
     runtime.block_on(serve(config, args, queries.handle().clone()))?;
     Ok(ExitCode::from(OK))
+}
+
+/// Raises the soft limit on open files to the hard one. Every connection, stream segment and
+/// Parquet file being read is a descriptor, and the common soft default (1,024) is reached by
+/// a thousand clients; the hard limit is what the administrator allows.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct it is given, which lives for the call.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0
+        || limit.rlim_cur >= limit.rlim_max
+    {
+        return;
+    }
+    let raised = libc::rlimit {
+        rlim_cur: limit.rlim_max,
+        rlim_max: limit.rlim_max,
+    };
+    // SAFETY: setrlimit only reads the struct it is given.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+        info!(
+            from = limit.rlim_cur,
+            to = limit.rlim_max,
+            "raised the open-file limit"
+        );
+    } else {
+        warn!(
+            limit = limit.rlim_cur,
+            error = %std::io::Error::last_os_error(),
+            "could not raise the open-file limit"
+        );
+    }
 }
 
 async fn serve(config: &Config, args: &ServeArgs, queries: tokio::runtime::Handle) -> Result<()> {
