@@ -342,6 +342,7 @@ async fn serve(collector: &Collector, request: Request) -> Result<Response, AwsE
     let received_at = tributary_model::now_micros();
     let (parts, body) = request.into_parts();
     check_content_type(&parts.headers)?;
+    crate::request::check_user_agent(&parts.headers, &collector.config)?;
     let raw = axum::body::to_bytes(body, MAX_HTTP_BODY_BYTES)
         .await
         .map_err(|_| {

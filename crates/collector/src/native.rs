@@ -226,7 +226,7 @@ pub async fn events(
     State(collector): State<Arc<Collector>>,
     request: Request,
 ) -> Result<Json<IngestResponse>, ApiError> {
-    let request = request::read(&collector, "native", request, request::no_body_key).await?;
+    let request = request::read(&collector, "native", request, None).await?;
     let config = &collector.config;
     let events: Vec<Result<StoredEvent, Rejection>> =
         match parse_array_in_one_pass(&request.body, config.max_events_per_batch) {

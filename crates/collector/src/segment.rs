@@ -114,7 +114,7 @@ pub async fn alias(State(collector): State<Arc<Collector>>, request: Request) ->
 
 /// `POST /v1/batch` (analytics.js: `/v1/b`): `{"batch":[…]}`, each message with its `type`.
 pub async fn batch(State(collector): State<Arc<Collector>>, request: Request) -> SegmentResult {
-    let request = request::read(&collector, API, request, body_write_key).await?;
+    let request = request::read(&collector, API, request, Some(body_write_key)).await?;
     let body: BatchBody<'_> = serde_json::from_slice(&request.body).map_err(|e| {
         if e.is_data() {
             ApiError::BadRequest(format!(
@@ -260,7 +260,7 @@ fn body_write_key(body: &[u8]) -> Option<String> {
 
 /// One single-message endpoint: the body is the message, its type is the endpoint's.
 async fn single(collector: &Collector, request: Request, kind: Kind) -> SegmentResult {
-    let request = request::read(collector, API, request, body_write_key).await?;
+    let request = request::read(collector, API, request, Some(body_write_key)).await?;
     let raw: &RawValue = serde_json::from_slice(&request.body).map_err(|e| {
         if e.is_eof() && request.body.iter().all(u8::is_ascii_whitespace) {
             ApiError::BadRequest(format!(

@@ -222,3 +222,38 @@ async fn malformed_members_are_refused_by_name_and_index() {
         "every good event was stored once per request"
     );
 }
+
+/// A request without any key is refused before its body is read (a huge body gets 401, not a
+/// read and a 413), and an oversize User-Agent — copied into every event — is refused by name.
+#[tokio::test]
+async fn no_key_is_refused_unread_and_an_oversize_user_agent_by_name() {
+    let h = harness();
+    let huge = vec![b' '; CollectorConfig::default().max_body_bytes + 1];
+    let request = Request::post("/v1/events")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(huge))
+        .unwrap();
+    let response = h.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+
+    let limit = CollectorConfig::default().max_string_bytes;
+    let request = Request::post("/v1/events")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::AUTHORIZATION, format!("Bearer {}", h.key))
+        .header(header::USER_AGENT, "u".repeat(limit + 1))
+        .body(Body::from(
+            json!([{"event_type": "page", "anonymous_id": "a1"}]).to_string(),
+        ))
+        .unwrap();
+    let response = h.app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let body: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(body["limit"], "max_string_bytes", "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("User-Agent"),
+        "{body}"
+    );
+    assert!(stored(&h.log).is_empty(), "nothing was stored");
+}
