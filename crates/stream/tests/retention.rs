@@ -25,6 +25,16 @@ fn retention_config(retention: RetentionConfig) -> StreamConfig {
     }
 }
 
+/// Retention that deletes nothing (and checks hourly): for writing a stream before a limit
+/// applies, or for showing that nothing goes.
+fn keep_everything() -> StreamConfig {
+    retention_config(RetentionConfig {
+        max_age: Duration::ZERO,
+        max_bytes_per_shard: None,
+        check_interval: Duration::from_secs(3600),
+    })
+}
+
 async fn fill(log: &EmbeddedLog, from: u64, count: u64) {
     for i in from..from + count {
         let appended = log.append(vec![Record::new("k", value(i))]).await.unwrap();
@@ -54,11 +64,7 @@ fn base_seq(segment: &Path) -> u64 {
 async fn size_retention_deletes_oldest_sealed_segments_and_counts_what_consumers_missed() {
     let dir = tempfile::tempdir().unwrap();
     let max_bytes = 16 << 10;
-    let keep_all = retention_config(RetentionConfig {
-        max_age: Duration::ZERO,
-        max_bytes_per_shard: None,
-        check_interval: Duration::from_secs(3600),
-    });
+    let keep_all = keep_everything();
     // Written without a limit (the writer also applies size retention at every roll-over),
     // then reopened with one.
     let log = common::open(dir.path(), &keep_all);
@@ -190,11 +196,7 @@ async fn size_retention_deletes_oldest_sealed_segments_and_counts_what_consumers
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_never_deletes_the_active_segment() {
     let dir = tempfile::tempdir().unwrap();
-    let keep_all = retention_config(RetentionConfig {
-        max_age: Duration::ZERO,
-        max_bytes_per_shard: None,
-        check_interval: Duration::from_secs(3600),
-    });
+    let keep_all = keep_everything();
     let log = common::open(dir.path(), &keep_all);
     fill(&log, 0, 50).await;
     log.close().unwrap();
@@ -277,11 +279,7 @@ async fn age_retention_deletes_sealed_segments_past_max_age() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zero_max_age_keeps_everything() {
     let dir = tempfile::tempdir().unwrap();
-    let config = retention_config(RetentionConfig {
-        max_age: Duration::ZERO,
-        max_bytes_per_shard: None,
-        check_interval: Duration::from_secs(3600),
-    });
+    let config = keep_everything();
     let log = common::open(dir.path(), &config);
     fill(&log, 0, 30).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -322,11 +320,7 @@ async fn idle_writer_enforces_retention_every_check_interval() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_segment_whose_deletion_was_cut_short_is_taken_again_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let keep_all = retention_config(RetentionConfig {
-        max_age: Duration::ZERO,
-        max_bytes_per_shard: None,
-        check_interval: Duration::from_secs(3600),
-    });
+    let keep_all = keep_everything();
     let log = common::open(dir.path(), &keep_all);
     log.register_consumer("slow", StartPosition::Oldest)
         .await
