@@ -21,6 +21,9 @@ pub struct QueryConfig {
     /// Memory all running queries may use together for sorts, joins and aggregations, in
     /// bytes; a query needing more fails with `resources_exhausted`. 0 means no limit.
     pub memory_limit_bytes: u64,
+    /// Queries that may run at once (at least 1); more wait for a turn, the wait counting
+    /// against `timeout`. Bounds the CPU and memory SQL can take from ingest.
+    pub max_concurrent_queries: usize,
 }
 
 impl Default for QueryConfig {
@@ -31,6 +34,7 @@ impl Default for QueryConfig {
             target_partitions: 0,
             batch_size: 8192,
             memory_limit_bytes: 0,
+            max_concurrent_queries: 4,
         }
     }
 }

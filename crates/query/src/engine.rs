@@ -38,6 +38,8 @@ struct Inner {
     base: SessionState,
     lake: ObjectStoreUrl,
     runtime: Option<tokio::runtime::Handle>,
+    /// One permit per query that may run at once (`max_concurrent_queries`).
+    turns: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for QueryEngine {
@@ -101,6 +103,9 @@ impl QueryEngine {
         config: QueryConfig,
     ) -> Result<QueryEngine, QueryError> {
         let (base, lake) = base_state(store, &config)?;
+        let turns = Arc::new(tokio::sync::Semaphore::new(
+            config.max_concurrent_queries.max(1),
+        ));
         Ok(QueryEngine {
             inner: Arc::new(Inner {
                 catalog,
@@ -108,6 +113,7 @@ impl QueryEngine {
                 base,
                 lake,
                 runtime: None,
+                turns,
             }),
         })
     }
@@ -123,6 +129,7 @@ impl QueryEngine {
                 base: inner.base.clone(),
                 lake: inner.lake.clone(),
                 runtime: Some(runtime),
+                turns: Arc::clone(&inner.turns),
             }),
         }
     }
@@ -152,9 +159,20 @@ impl QueryEngine {
         let engine = self.clone();
         let sql = sql.to_string();
         let work = async move {
-            tokio::time::timeout(timeout, engine.run(&sql, scope, max_rows))
-                .await
-                .unwrap_or(Err(QueryError::Timeout(timeout)))
+            let started = Instant::now();
+            // Waiting for a turn counts against the timeout: a caller waits at most that in all.
+            let Ok(Ok(_turn)) =
+                tokio::time::timeout(timeout, Arc::clone(&engine.inner.turns).acquire_owned())
+                    .await
+            else {
+                return Err(QueryError::Timeout(timeout));
+            };
+            tokio::time::timeout(
+                timeout.saturating_sub(started.elapsed()),
+                engine.run(&sql, scope, max_rows),
+            )
+            .await
+            .unwrap_or(Err(QueryError::Timeout(timeout)))
         };
         match &self.inner.runtime {
             Some(runtime) => {

@@ -453,3 +453,41 @@ async fn a_query_past_the_timeout_is_cancelled_with_504() {
     assert_eq!(slow.status, StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(slow.error_code(), "timeout");
 }
+
+/// With one turn, a second query waits until the running one ends (here: is cancelled at its
+/// timeout) and then runs; nothing is refused while turns come within the timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_past_the_concurrency_limit_waits_for_a_turn() {
+    let timeout = Duration::from_millis(400);
+    let api = Arc::new(
+        api_with(QueryConfig {
+            timeout,
+            max_concurrent_queries: 1,
+            ..QueryConfig::default()
+        })
+        .await,
+    );
+    let slow_api = Arc::clone(&api);
+    let started = std::time::Instant::now();
+    let slow = tokio::spawn(async move {
+        let api = &slow_api;
+        send(
+            api,
+            post(
+                Some(&api.read),
+                None,
+                sql("SELECT count(*) FROM generate_series(1, 100000000000)"),
+            ),
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let waiting = send(&api, post(Some(&api.read), None, sql("SELECT 1 AS n"))).await;
+    assert_eq!(waiting.status, StatusCode::OK);
+    assert!(
+        started.elapsed() >= timeout,
+        "answered after {:?}, before the running query gave up its turn",
+        started.elapsed()
+    );
+    assert_eq!(slow.await.unwrap().status, StatusCode::GATEWAY_TIMEOUT);
+}
