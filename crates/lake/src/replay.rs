@@ -44,7 +44,7 @@ use tributary_catalog::{Catalog, CommitKind, DataFile, TableInfo};
 use tributary_model::{Event, now_micros};
 use tributary_pipeline::dedup::DedupStore;
 use tributary_pipeline::registry::SchemaRegistry;
-use tributary_pipeline::{Outcome, Pipeline, StreamPosition};
+use tributary_pipeline::{Outcome, Pipeline, StageCounts, StreamPosition};
 
 use crate::buffer::RowStats;
 use crate::commit::{NewFile, PendingCommit, new_file_versioned};
@@ -137,6 +137,8 @@ pub struct Replayer {
     shapes: Shapes,
     pipeline: Arc<Pipeline>,
     dedup: Option<DedupStore>,
+    /// What the pipeline did, published to the metrics after each file.
+    counts: StageCounts,
 }
 
 impl Replayer {
@@ -158,6 +160,7 @@ impl Replayer {
             store,
             pipeline,
             dedup,
+            counts: StageCounts::default(),
         })
     }
 
@@ -194,6 +197,7 @@ impl Replayer {
                 }
                 run.flush_if_over(&self.shapes).await?;
                 run.summary.files_read += 1;
+                self.counts.publish();
                 progress.file_done(file.bytes);
             }
             Ok(())
@@ -216,9 +220,13 @@ impl Replayer {
             return Ok(None);
         };
         run.summary.events += 1;
-        let outcome = self
-            .pipeline
-            .process(registry, event, position, self.dedup.as_mut())?;
+        let outcome = self.pipeline.process(
+            registry,
+            event,
+            position,
+            self.dedup.as_mut(),
+            &mut self.counts,
+        )?;
         Ok(Some(outcome))
     }
 
@@ -338,6 +346,7 @@ impl Replayer {
                         run.replace(&self.shapes, table, file, kept).await?;
                     }
                     run.summary.files_read += 1;
+                    self.counts.publish();
                     progress.file_done(file.bytes);
                 }
             }
@@ -352,6 +361,7 @@ impl Replayer {
                     run.flush_if_over(&self.shapes).await?;
                 }
                 run.summary.files_read += 1;
+                self.counts.publish();
                 progress.file_done(file.bytes);
             }
             Ok(())

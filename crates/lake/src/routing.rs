@@ -53,6 +53,11 @@ impl Shapes {
     }
 }
 
+/// A map keyed by partition values, looked up for every event: hashbrown's, for foldhash
+/// (SipHash's resistance to chosen keys buys nothing for days and family names) and for
+/// `entry_ref`, which copies a borrowed key only when it inserts it.
+pub(crate) type FastMap<K, V> = hashbrown::HashMap<K, V>;
+
 /// Where a record came from: what the raw archive and quarantine keep beside the event.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Source<'a> {
@@ -65,7 +70,9 @@ pub(crate) struct Source<'a> {
 /// Curated and quarantined rows waiting to be written, per partition.
 #[derive(Default)]
 pub(crate) struct OutcomeBuffers {
-    curated: HashMap<(i64, String), CuratedBuffer>,
+    /// Per day, per event family. Nested so that finding an event's buffer borrows the family
+    /// name instead of copying it into a key: once per event.
+    curated: FastMap<i64, FastMap<String, CuratedBuffer>>,
     quarantine: HashMap<i64, QuarantineBuffer>,
     /// Events dropped as repeats of an event already curated.
     pub duplicates: u64,
@@ -78,7 +85,10 @@ pub(crate) struct OutcomeBuffers {
 impl OutcomeBuffers {
     /// Whether some partition's buffer holds at least `limit` bytes (time to write).
     pub fn over(&self, limit: u64) -> bool {
-        self.curated.values().any(|b| b.bytes() >= limit)
+        self.curated
+            .values()
+            .flat_map(FastMap::values)
+            .any(|b| b.bytes() >= limit)
             || self.quarantine.values().any(|b| b.bytes() >= limit)
     }
 
@@ -111,10 +121,14 @@ impl OutcomeBuffers {
 
     fn curate(&mut self, shapes: &Shapes, event: &Event, source: Source<'_>) {
         let family = shapes.families.family_of(&event.event_type);
-        let key = (day_of(event.ts), family.to_string());
-        let buffer = self.curated.entry(key).or_insert_with(|| {
-            CuratedBuffer::new(shapes.curated.clone(), &shapes.config.promoted_properties)
-        });
+        let buffer = self
+            .curated
+            .entry(day_of(event.ts))
+            .or_default()
+            .entry_ref(family)
+            .or_insert_with(|| {
+                CuratedBuffer::new(shapes.curated.clone(), &shapes.config.promoted_properties)
+            });
         match buffer.push(event, source.payload.len()) {
             Ok(()) => self.curated_events += 1,
             Err(error) => {
@@ -161,7 +175,12 @@ impl OutcomeBuffers {
         let options = shapes.options();
         let mut files = Vec::new();
         let curated_props = writer_properties(options, &shapes.curated, &["tenant_id", "ts"])?;
-        for ((day, family), buffer) in self.curated {
+        let partitions = self.curated.into_iter().flat_map(|(day, families)| {
+            families
+                .into_iter()
+                .map(move |(family, buffer)| (day, family, buffer))
+        });
+        for (day, family, buffer) in partitions {
             let (batch, stats) = buffer.finish()?;
             let contents = encode(&shapes.curated, &[batch], curated_props.clone())?;
             files.push(new_file(

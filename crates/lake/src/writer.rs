@@ -18,7 +18,7 @@
 //! (readers push into a bounded channel and block while the writer waits).
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -31,7 +31,7 @@ use tokio::task::JoinHandle;
 use tributary_catalog::{Catalog, CommitKind, ConsumerCheckpoint, TableInfo};
 use tributary_model::{Event, now_micros};
 use tributary_pipeline::dedup::DedupStore;
-use tributary_pipeline::{Outcome, Pipeline, StreamPosition};
+use tributary_pipeline::{Outcome, Pipeline, StageCounts, StreamPosition};
 use tributary_stream::{ReadBatch, ReadLimits, ShardId, StartPosition, Stream};
 
 use crate::commit::{new_file, publish};
@@ -40,7 +40,7 @@ use crate::error::LakeError;
 use crate::layout::{day_of, hour_of, raw_partition};
 use crate::parquet_io::{encode, writer_properties};
 use crate::raw_buffer::{RawBuffer, RawRow, RawSizeHints};
-use crate::routing::{OutcomeBuffers, Shapes, Source};
+use crate::routing::{FastMap, OutcomeBuffers, Shapes, Source};
 use crate::schema::{events_table, quarantine_table, raw_events_table};
 use crate::telemetry;
 
@@ -318,6 +318,7 @@ impl LakeWriter {
             .as_ref()
             .and_then(|stage| stage.dedup.as_ref())
             .map(|store| store.lock());
+        let mut counts = StageCounts::default();
         if buffers.oldest.is_none() && !batch.records.is_empty() {
             buffers.oldest = Some(Instant::now());
         }
@@ -355,6 +356,7 @@ impl LakeWriter {
                                 event,
                                 position,
                                 dedup.as_deref_mut(),
+                                &mut counts,
                             )?
                         }
                         _ => Outcome::Curated(Box::new(event)),
@@ -386,6 +388,7 @@ impl LakeWriter {
                 }
             }
         }
+        counts.publish();
         buffers.records += batch.records.len() as u64;
         buffers.consumed.insert(shard, batch.next_seq);
         metrics::gauge!(telemetry::BUFFERED_BYTES).set(buffers.raw_bytes as f64);
@@ -543,7 +546,7 @@ async fn read_shard(
 
 /// What the writer holds between flushes.
 struct Buffers {
-    raw: HashMap<(i64, u8), RawBuffer>,
+    raw: FastMap<(i64, u8), RawBuffer>,
     /// Curated and quarantined rows, duplicates counted.
     outcomes: OutcomeBuffers,
     /// Records buffered.
@@ -566,7 +569,7 @@ impl Buffers {
     fn new(positions: BTreeMap<ShardId, u64>, raw_hints: RawSizeHints) -> Buffers {
         Buffers {
             raw_hints,
-            raw: HashMap::new(),
+            raw: FastMap::default(),
             outcomes: OutcomeBuffers::default(),
             records: 0,
             raw_bytes: 0,

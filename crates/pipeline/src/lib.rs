@@ -33,3 +33,4 @@ pub use config::{PipelineConfig, UnknownEventTypes};
 pub use error::PipelineError;
 pub use http::router;
 pub use pipeline::{Outcome, Pipeline, Quarantined, StreamPosition};
+pub use telemetry::StageCounts;

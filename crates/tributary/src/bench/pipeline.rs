@@ -30,7 +30,7 @@ use tributary_lake::{LakeConfig, local_store};
 use tributary_model::{Event, now_micros};
 use tributary_pipeline::dedup::DedupStore;
 use tributary_pipeline::registry::{SchemaRegistry, SharedRegistry};
-use tributary_pipeline::{Outcome, Pipeline, PipelineConfig, StreamPosition};
+use tributary_pipeline::{Outcome, Pipeline, PipelineConfig, StageCounts, StreamPosition};
 use tributary_stream::{Durability, EmbeddedLog, StreamConfig};
 
 use super::lake::{HOUR, SEED, drain, fill_stream, process_cpu, warn_debug_build};
@@ -294,6 +294,7 @@ fn stage_phase(
     let registry = pipeline.registry().snapshot();
     let mut dedup = DedupStore::open(dir.join("stage-dedup.log"), Duration::from_secs(86_400))?;
     let (mut curated, mut quarantined, mut duplicates) = (0u64, 0u64, 0u64);
+    let mut counts = StageCounts::default();
     let started = Instant::now();
     for (seq, record) in records.iter().enumerate() {
         let event: Event = serde_json::from_slice(record).context("decoding an event")?;
@@ -301,7 +302,7 @@ fn stage_phase(
             shard: 0,
             seq: seq as u64,
         };
-        match pipeline.process(&registry, event, position, Some(&mut dedup))? {
+        match pipeline.process(&registry, event, position, Some(&mut dedup), &mut counts)? {
             Outcome::Curated(event) => {
                 curated += 1;
                 std::hint::black_box(event);
@@ -311,6 +312,7 @@ fn stage_phase(
         }
         bar.inc(1);
     }
+    counts.publish();
     dedup.sync()?;
     let pipeline_seconds = started.elapsed().as_secs_f64();
     let per_second = |seconds: f64| {
