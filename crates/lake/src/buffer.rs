@@ -443,6 +443,8 @@ pub struct CuratedBuffer {
     promoted: Vec<PromotedColumn>,
     stats: RowStats,
     bytes: u64,
+    /// Indexes into `promoted_names` of the properties the current event moved out of the map.
+    moved: Vec<usize>,
 }
 
 impl CuratedBuffer {
@@ -474,6 +476,7 @@ impl CuratedBuffer {
                 .collect(),
             stats: RowStats::empty(),
             bytes: 0,
+            moved: Vec::with_capacity(promoted.len()),
         }
     }
 
@@ -490,15 +493,21 @@ impl CuratedBuffer {
         self.context.append(&event.context);
 
         // Promoted properties that convert leave the map; the others stay in it as sent.
-        let mut moved = Vec::new();
+        // (`moved` is the buffer's own, reused: a fresh list per event was an allocation.)
+        self.moved.clear();
         for (index, name) in self.promoted_names.iter().enumerate() {
             let value = event.properties.get(name);
             if self.promoted[index].append(value) {
-                moved.push(name.as_str());
+                self.moved.push(index);
             }
         }
         for (key, value) in &event.properties {
-            if moved.contains(&key.as_str()) {
+            let promoted_names = &self.promoted_names;
+            if self
+                .moved
+                .iter()
+                .any(|&index| promoted_names.get(index) == Some(key))
+            {
                 continue;
             }
             self.properties.keys().append_value(key);

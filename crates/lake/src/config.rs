@@ -28,6 +28,12 @@ pub struct LakeConfig {
     /// writer's memory (to about twice this: one flush may be encoding while the next
     /// fills). Default 256 MiB.
     pub max_buffer_bytes: u64,
+    /// Curated partitions (event day × family) buffered at once before a flush is forced.
+    /// Events may carry any time from 1970 to a week ahead, so a producer spreading them over
+    /// many days would otherwise open a buffer (and later a file) per day, each with its
+    /// builders, outside `max_buffer_bytes`. Checked after each read of a shard, so the
+    /// buffers hold at most this many partitions plus one read's worth. Default 1,024.
+    pub max_open_partitions: usize,
     /// zstd level of the Parquet pages the writer writes (1–22). Default 1: the fastest, and on
     /// clickstream pages about as dense as 3 (`bench lake`); compaction rewrites the files at
     /// its own, higher level anyway.
@@ -63,6 +69,7 @@ impl Default for LakeConfig {
             flush_bytes: 64 << 20,
             flush_interval: Duration::from_secs(5),
             max_buffer_bytes: 256 << 20,
+            max_open_partitions: 1024,
             zstd_level: 1,
             row_group_rows: 1 << 20,
             consumer: "lake".into(),
@@ -144,6 +151,9 @@ impl LakeConfig {
                 "lake.max_buffer_bytes ({}) must be at least lake.flush_bytes ({})",
                 self.max_buffer_bytes, self.flush_bytes
             ));
+        }
+        if self.max_open_partitions == 0 {
+            return bad("lake.max_open_partitions must be at least 1".into());
         }
         if !(1..=22).contains(&self.compaction.zstd_level) {
             return bad(format!(

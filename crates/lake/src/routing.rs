@@ -80,6 +80,8 @@ pub(crate) struct OutcomeBuffers {
     pub curated_events: u64,
     /// Events added to quarantine buffers.
     pub quarantined_events: u64,
+    /// Curated partitions buffered.
+    pub curated_partitions: usize,
 }
 
 impl OutcomeBuffers {
@@ -121,12 +123,14 @@ impl OutcomeBuffers {
 
     fn curate(&mut self, shapes: &Shapes, event: &Event, source: Source<'_>) {
         let family = shapes.families.family_of(&event.event_type);
+        let partitions = &mut self.curated_partitions;
         let buffer = self
             .curated
             .entry(day_of(event.ts))
             .or_default()
             .entry_ref(family)
             .or_insert_with(|| {
+                *partitions += 1;
                 CuratedBuffer::new(shapes.curated.clone(), &shapes.config.promoted_properties)
             });
         match buffer.push(event, source.payload.len()) {

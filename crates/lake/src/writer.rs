@@ -6,7 +6,8 @@
 //! shard 1 reader ─┼─▶ bounded channel ─▶ buffers ─┤
 //! …              ─┘   (backpressure)      └─ curated/events/dt=…/event_family=…
 //!                                 flush: at flush_bytes in a partition, max_buffer_bytes in
-//!                                 all, or flush_interval after the oldest buffered event
+//!                                 all, max_open_partitions curated partitions, or
+//!                                 flush_interval after the oldest buffered event
 //! ```
 //!
 //! A flush writes every buffered partition and commits all files together with the checkpoint
@@ -606,6 +607,7 @@ impl Buffers {
 
     fn over_size(&self, config: &LakeConfig) -> bool {
         self.raw_bytes >= config.max_buffer_bytes
+            || self.outcomes.curated_partitions >= config.max_open_partitions
             || self.outcomes.over(config.flush_bytes)
             || self.raw.values().any(|b| b.bytes() >= config.flush_bytes)
     }

@@ -206,6 +206,52 @@ async fn back_to_back_flushes_keep_every_event_once_and_raw_files_sorted() {
     }
 }
 
+/// Events spread over many days open a curated partition each: past
+/// `lake.max_open_partitions` the writer flushes instead of buffering more of them. Each read
+/// here is one 5-event frame (its ~4.5 MB is over a read's 4 MiB), all received in one hour,
+/// so the raw archive holds one file per flush.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_open_partitions_force_a_flush() {
+    async fn raw_files_after_writing(max_open_partitions: usize) -> usize {
+        let lake = lake();
+        let padding = "x".repeat(900_000);
+        let events: Vec<Event> = (0..30)
+            .map(|i| {
+                let mut event = event(i, BASE - i as i64 * DAY);
+                event.received_at = BASE + 1_000;
+                event
+                    .properties
+                    .insert("padding".into(), padding.clone().into());
+                event
+            })
+            .collect();
+        for frame in events.chunks(5) {
+            append(&lake.log, frame).await;
+        }
+        let config = LakeConfig {
+            flush_interval: Duration::from_secs(1),
+            max_open_partitions,
+            ..LakeConfig::default()
+        };
+        write_all(&lake, config).await;
+        assert_each_once(&strings(&rows(&lake, EVENTS).await, "event_id"), 30);
+        assert_each_once(&strings(&rows(&lake, RAW_EVENTS).await, "event_id"), 30);
+        lake.catalog
+            .snapshot(RAW_EVENTS, None, None)
+            .await
+            .unwrap()
+            .files
+            .len()
+    }
+    assert_eq!(
+        raw_files_after_writing(1024).await,
+        1,
+        "one flush, at shutdown"
+    );
+    let flushes = raw_files_after_writing(4).await;
+    assert!(flushes >= 4, "{flushes} flushes");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compaction_keeps_every_row_sorted_and_swaps_atomically() {
     let lake = lake();
