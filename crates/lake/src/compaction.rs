@@ -224,7 +224,7 @@ async fn write_merged(
     };
 
     let options = ParquetOptions {
-        zstd_level: config.compaction.zstd_level,
+        zstd_level: config.compaction.zstd_level_for(&table.def.name),
         row_group_rows: config.row_group_rows,
     };
     let properties = writer_properties(options, &schema, &[tenant_column, time_column])?;

@@ -6,7 +6,8 @@
 //!                                         │ timed: from LakeWriter::new to the catalog checkpoint
 //!                                         ▼ covering every shard's end
 //!                LakeWriter ─▶ raw archive + curated Parquet, committed with the checkpoint
-//!  2. size       curated and raw bytes per event, then again after one compaction pass
+//!  2. size       curated and raw bytes per event, then again after one compaction pass, and
+//!                the CPU that pass spent per table (the lake's other steady-state cost)
 //!  3. pruning    30 days of events, one curated file per hour and family (what hourly flushes
 //!                leave), written with the lake's own buffer/encoder/commit code; a one-hour
 //!                COUNT(*) through QueryEngine: files scanned of files total, and the count
@@ -171,6 +172,26 @@ struct SizeFigures {
     compaction_seconds: f64,
     /// Rows rewritten by it.
     compaction_rows: u64,
+    /// What compaction cost per table: it rewrites nearly every file the writer flushes, so
+    /// the lake's steady-state CPU per event is the writer's plus this.
+    compaction: CompactionCost,
+}
+
+/// CPU the compaction pass spent, per table, next to the zstd level it wrote at.
+#[derive(Debug, Serialize)]
+struct CompactionCost {
+    /// `lake.compaction.zstd_level`.
+    curated_zstd_level: i32,
+    /// CPU seconds compacting `events`.
+    curated_cpu_seconds: f64,
+    /// `lake.compaction.raw_zstd_level`.
+    raw_zstd_level: i32,
+    /// CPU seconds compacting `raw_events`.
+    raw_cpu_seconds: f64,
+    /// Both tables' compaction CPU per event, in microseconds.
+    cpu_us_per_event: f64,
+    /// Events per CPU second of writer and compaction together: what one core sustains.
+    with_writer_events_per_s_per_core: f64,
 }
 
 /// Live files and bytes of both tables at one point.
@@ -358,17 +379,24 @@ fn write_phase(
     let mut compact_config = lake_config.clone();
     compact_config.compaction.min_small_files = 2;
     let compacting = Instant::now();
-    let compaction_rows = runtime.block_on(async {
-        let tables = LakeTables::ensure(catalog.as_ref(), &compact_config).await?;
-        let mut rows = 0;
-        for table in [&tables.events, &tables.raw] {
-            rows += compaction::compact_table(catalog.as_ref(), &store, table, &compact_config)
-                .await
-                .with_context(|| format!("compacting {}", table.def.name))?
-                .rows;
-        }
-        Ok::<_, anyhow::Error>(rows)
-    })?;
+    // CPU seconds per table; the pass runs on this runtime alone, so the process's CPU is its.
+    let (compaction_rows, [curated_compaction_cpu, raw_compaction_cpu]) =
+        runtime.block_on(async {
+            let tables = LakeTables::ensure(catalog.as_ref(), &compact_config).await?;
+            let mut rows = 0;
+            let mut cpu = [0.0; 2];
+            for (table, cpu) in [&tables.events, &tables.raw].into_iter().zip(&mut cpu) {
+                let before = process_cpu();
+                rows += compaction::compact_table(catalog.as_ref(), &store, table, &compact_config)
+                    .await
+                    .with_context(|| format!("compacting {}", table.def.name))?
+                    .rows;
+                if let (Some(before), Some(after)) = (before, process_cpu()) {
+                    *cpu = after.saturating_sub(before).as_secs_f64();
+                }
+            }
+            Ok::<_, anyhow::Error>((rows, cpu))
+        })?;
     let compaction_seconds = compacting.elapsed().as_secs_f64();
     let after_compaction = runtime.block_on(table_sizes(catalog.as_ref(), events))?;
     log.close().context("closing the benchmark's stream")?;
@@ -393,6 +421,21 @@ fn write_phase(
         after_compaction,
         compaction_seconds: round(compaction_seconds, 2),
         compaction_rows,
+        compaction: CompactionCost {
+            curated_zstd_level: lake_config.compaction.zstd_level,
+            curated_cpu_seconds: round(curated_compaction_cpu, 2),
+            raw_zstd_level: lake_config.compaction.raw_zstd_level,
+            raw_cpu_seconds: round(raw_compaction_cpu, 2),
+            cpu_us_per_event: round(
+                (curated_compaction_cpu + raw_compaction_cpu) * 1e6 / events.max(1) as f64,
+                2,
+            ),
+            with_writer_events_per_s_per_core: per_second(
+                events as f64,
+                cpu_seconds + curated_compaction_cpu + raw_compaction_cpu,
+            )
+            .round(),
+        },
     };
     Ok((write, size))
 }
@@ -1013,10 +1056,18 @@ fn render(
     text.push_str(&table.render());
     text.push_str(&format!(
         "  JSON as stored in the stream: {:.1} B/event; compaction (min 2 small files) took \
-         {:.2} s for {} rows\n  goal: curated ≤ {} B/event after compaction: {}\n\n",
+         {:.2} s for {} rows\n  compaction CPU: curated {:.2} s at zstd {}, raw {:.2} s at zstd \
+         {} = {:.2} µs/event; writer + compaction: {} events/s per core\n  \
+         goal: curated ≤ {} B/event after compaction: {}\n\n",
         size.json_bytes_per_event,
         size.compaction_seconds,
         count(size.compaction_rows),
+        size.compaction.curated_cpu_seconds,
+        size.compaction.curated_zstd_level,
+        size.compaction.raw_cpu_seconds,
+        size.compaction.raw_zstd_level,
+        size.compaction.cpu_us_per_event,
+        count(size.compaction.with_writer_events_per_s_per_core as u64),
         goal.curated_bytes_per_event,
         if goal.met { "met" } else { "NOT MET" },
     ));
