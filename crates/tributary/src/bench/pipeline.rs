@@ -33,7 +33,9 @@ use tributary_pipeline::registry::{SchemaRegistry, SharedRegistry};
 use tributary_pipeline::{Outcome, Pipeline, PipelineConfig, StageCounts, StreamPosition};
 use tributary_stream::{Durability, EmbeddedLog, StreamConfig};
 
-use super::lake::{HOUR, SEED, drain, fill_stream, process_cpu, warn_debug_build};
+use super::lake::{
+    HOUR, SEED, compaction_pass, drain, fill_stream, process_cpu, warn_debug_build,
+};
 use super::pipeline_live::{LiveFigures, live_phase};
 use super::{Machine, Scratch, progress_bar, round};
 use crate::config::Config;
@@ -112,6 +114,12 @@ struct EndToEndFigures {
     raw_bytes_per_event: f64,
     /// Curated and quarantine Parquet bytes per event (with the pipeline).
     curated_bytes_per_event: f64,
+    /// CPU microseconds per event of one compaction pass over what the writer (with the
+    /// pipeline) flushed. Compaction rewrites nearly every flushed file, so in steady state
+    /// this is spent on every event too, in the background.
+    compaction_cpu_us_per_event: f64,
+    /// Events per CPU second of the writer with the pipeline and that compaction together.
+    with_compaction_events_per_s_per_core: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -390,6 +398,10 @@ struct Drained {
     raw_bytes_per_event: f64,
     /// Parquet bytes of the curated events (and quarantine), per event.
     curated_bytes_per_event: f64,
+    /// CPU seconds of one compaction pass over what the drain wrote.
+    compaction_cpu_seconds: f64,
+    /// Events per CPU second of the drain and the compaction pass together.
+    with_compaction_events_per_s_per_core: f64,
 }
 
 /// One drain of a freshly filled stream.
@@ -452,6 +464,13 @@ fn drain_once(
     };
     let (_, raw_bytes) = totals(RAW_EVENTS)?;
     log.close().context("closing the benchmark's stream")?;
+    // Only the run whose figures are reported with compaction pays for a pass.
+    let compaction_cpu_seconds = if with_pipeline {
+        bar.set_message("compaction");
+        compaction_pass(runtime, &catalog, &store, &lake_config)?.cpu_seconds()
+    } else {
+        0.0
+    };
     let per = |n: f64, d: f64| if d > 0.0 { n / d } else { 0.0 };
     Ok(Drained {
         events_per_s_per_core: per(events as f64, cpu_seconds).round(),
@@ -464,6 +483,12 @@ fn drain_once(
             per((curated_bytes + quarantined_bytes) as f64, events as f64),
             1,
         ),
+        compaction_cpu_seconds,
+        with_compaction_events_per_s_per_core: per(
+            events as f64,
+            cpu_seconds + compaction_cpu_seconds,
+        )
+        .round(),
     })
 }
 
@@ -516,6 +541,11 @@ fn end_to_end_phase(
         quarantined_rows: with.quarantined_rows,
         raw_bytes_per_event: with.raw_bytes_per_event,
         curated_bytes_per_event: with.curated_bytes_per_event,
+        compaction_cpu_us_per_event: round(
+            with.compaction_cpu_seconds * 1e6 / events.max(1) as f64,
+            2,
+        ),
+        with_compaction_events_per_s_per_core: with.with_compaction_events_per_s_per_core,
     })
 }
 
@@ -593,6 +623,12 @@ fn render(
         format!("{:.1}", end.curated_bytes_per_event),
     ]);
     text.push_str(&table.render());
+    text.push_str(&format!(
+        "  compaction afterwards (one pass, as `serve` runs it every minute): {:.2} µs of CPU \
+         per event; writer with pipeline + compaction: {} events/s per core\n",
+        end.compaction_cpu_us_per_event,
+        count(end.with_compaction_events_per_s_per_core),
+    ));
     text.push_str(&format!(
         "  the pipeline's share of the writer's CPU: {:.1} %\n  goal: ≥ {} events/s per core \
          (validate + enrich + tokenize + dedup + write): {}\n\n",
