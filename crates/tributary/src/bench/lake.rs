@@ -460,9 +460,9 @@ pub(super) fn compaction_pass(
                 .await
                 .with_context(|| format!("compacting {}", table.def.name))?
                 .rows;
-            let cpu = before
-                .zip(process_cpu())
-                .map_or(0.0, |(before, after)| after.saturating_sub(before).as_secs_f64());
+            let cpu = before.zip(process_cpu()).map_or(0.0, |(before, after)| {
+                after.saturating_sub(before).as_secs_f64()
+            });
             if table.def.name == RAW_EVENTS {
                 pass.raw_cpu_seconds += cpu;
             } else {

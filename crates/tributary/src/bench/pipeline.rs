@@ -33,9 +33,7 @@ use tributary_pipeline::registry::{SchemaRegistry, SharedRegistry};
 use tributary_pipeline::{Outcome, Pipeline, PipelineConfig, StageCounts, StreamPosition};
 use tributary_stream::{Durability, EmbeddedLog, StreamConfig};
 
-use super::lake::{
-    HOUR, SEED, compaction_pass, drain, fill_stream, process_cpu, warn_debug_build,
-};
+use super::lake::{HOUR, SEED, compaction_pass, drain, fill_stream, process_cpu, warn_debug_build};
 use super::pipeline_live::{LiveFigures, live_phase};
 use super::{Machine, Scratch, progress_bar, round};
 use crate::config::Config;
