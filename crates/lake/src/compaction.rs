@@ -50,8 +50,13 @@ pub struct CompactionSummary {
     pub rows: u64,
 }
 
-/// Groups of small files worth merging: per (partition, schema version), files under half the
-/// target, packed in time order into groups of at most the target size and at least two files.
+/// How much bigger than the smaller files merged with it a file may be and still join the
+/// merge (see [`tiered`]).
+const SIZE_RATIO: u64 = 2;
+
+/// Groups of small files worth merging: per (partition, schema version), the files under half
+/// the target that [`tiered`] lets merge, packed in time order into groups of at most the
+/// target size and at least two files.
 pub fn plan(files: &[DataFile], config: &LakeConfig) -> Vec<Vec<DataFile>> {
     let target = config.compaction.target_file_bytes;
     let mut by_partition: BTreeMap<(String, u32), Vec<&DataFile>> = BTreeMap::new();
@@ -63,7 +68,8 @@ pub fn plan(files: &[DataFile], config: &LakeConfig) -> Vec<Vec<DataFile>> {
         by_partition.entry(key).or_default().push(file);
     }
     let mut groups = Vec::new();
-    for (_, mut small) in by_partition {
+    for (_, small) in by_partition {
+        let mut small = tiered(small);
         if small.len() < config.compaction.min_small_files {
             continue;
         }
@@ -87,6 +93,31 @@ pub fn plan(files: &[DataFile], config: &LakeConfig) -> Vec<Vec<DataFile>> {
         }
     }
     groups
+}
+
+/// Of one partition's small files, those worth rewriting now: taken smallest first, a file
+/// joins while it is at most [`SIZE_RATIO`] times the files taken before it together; the
+/// first bigger one and all after it wait.
+///
+/// Without this, a partition that fills slowly (a day partition of a quiet event family)
+/// merged its one growing output with the minute's new flush files on every pass, rewriting
+/// everything it held each minute until the output passed half the target: a byte was
+/// rewritten once per pass, dozens of times. With it, a file is rewritten only into a file at
+/// least half again its size, so a byte is rewritten a logarithmic number of times, and the
+/// partition keeps a few files of geometrically growing sizes meanwhile.
+fn tiered(mut small: Vec<&DataFile>) -> Vec<&DataFile> {
+    small.sort_by_key(|file| (file.bytes, file.path.clone()));
+    let mut taken_bytes = 0u64;
+    let mut taken = 0;
+    for file in &small {
+        if taken > 0 && file.bytes > taken_bytes.saturating_mul(SIZE_RATIO) {
+            break;
+        }
+        taken_bytes += file.bytes;
+        taken += 1;
+    }
+    small.truncate(taken);
+    small
 }
 
 /// Compacts one table: every group [`plan`] finds, one commit each.
@@ -395,5 +426,74 @@ mod tests {
         // page: 4 small files, 30 B each, target 100 → [p1 p2 p3] and p4 alone (not merged);
         // `big` is not small; track has only 2 small files, under min_small_files.
         assert_eq!(paths, vec![vec!["p1", "p2", "p3"]]);
+    }
+
+    fn paths(groups: &[Vec<DataFile>]) -> Vec<Vec<&str>> {
+        groups
+            .iter()
+            .map(|g| g.iter().map(|f| f.path.as_str()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn a_file_waits_until_the_smaller_ones_are_half_its_size() {
+        let mut config = LakeConfig::default();
+        config.compaction.target_file_bytes = 1000;
+        config.compaction.min_small_files = 3;
+        let mut files = vec![
+            file("earlier", "page", 100, 0),
+            file("f1", "page", 10, 1),
+            file("f2", "page", 10, 2),
+            file("f3", "page", 10, 3),
+        ];
+        // 30 bytes of new files do not rewrite 100: they merge among themselves.
+        assert_eq!(paths(&plan(&files, &config)), vec![vec!["f1", "f2", "f3"]]);
+        files.extend([file("f4", "page", 10, 4), file("f5", "page", 10, 5)]);
+        // 50 bytes may: 100 ≤ 2 × 50.
+        assert_eq!(
+            paths(&plan(&files, &config)),
+            vec![vec!["earlier", "f1", "f2", "f3", "f4", "f5"]]
+        );
+    }
+
+    /// Runs `passes` compaction plans over a partition that gets `per_pass` flush files of
+    /// `flush` bytes before each, merging each group into one file, and returns the bytes
+    /// rewritten per byte flushed.
+    fn rewrite_amplification(config: &LakeConfig, passes: usize, per_pass: usize) -> f64 {
+        let flush = 10;
+        let mut live: Vec<DataFile> = Vec::new();
+        let (mut flushed, mut rewritten, mut next) = (0u64, 0u64, 0i64);
+        for _ in 0..passes {
+            for _ in 0..per_pass {
+                next += 1;
+                live.push(file(&format!("f{next}"), "page", flush, next));
+                flushed += flush;
+            }
+            for group in plan(&live, config) {
+                let bytes: u64 = group.iter().map(|f| f.bytes).sum();
+                rewritten += bytes;
+                live.retain(|f| !group.iter().any(|g| g.path == f.path));
+                next += 1;
+                let min_ts = group.iter().map(|f| f.min_ts).min().unwrap_or(0);
+                live.push(file(&format!("m{next}"), "page", bytes, min_ts));
+            }
+        }
+        rewritten as f64 / flushed as f64
+    }
+
+    #[test]
+    fn a_slowly_filling_partition_is_not_rewritten_on_every_pass() {
+        // A day partition that gets 12 flushes a minute and needs 500 minutes to reach half
+        // the target: merging the growing output on every pass rewrote each byte ~250 times.
+        let mut config = LakeConfig::default();
+        config.compaction.target_file_bytes = 2 * 12 * 10 * 500;
+        config.compaction.min_small_files = 4;
+        let amplification = rewrite_amplification(&config, 500, 12);
+        // Every byte is rewritten at least once; each rewrite makes its file at least 1.5
+        // times bigger, so log1.5(500) ≈ 15 rewrites at most, fewer in practice.
+        assert!(
+            (1.0..16.0).contains(&amplification),
+            "each flushed byte was rewritten {amplification:.1} times"
+        );
     }
 }
