@@ -38,6 +38,18 @@ pub enum StreamError {
         /// The first failure, as text.
         reason: String,
     },
+    /// A shard sealed its full segment but could not create the next one (disk full, no file
+    /// handles). Nothing was lost and the shard is not failed: its next append tries again.
+    #[error(
+        "shard {shard} cannot start its next segment: {reason}; nothing was lost, and the next \
+         append tries again"
+    )]
+    NoSegment {
+        /// The shard.
+        shard: ShardId,
+        /// Why the segment could not be created, as text.
+        reason: String,
+    },
     /// A record in the batch is larger than a configured limit.
     #[error("record {index} of the batch: {field} is {size} bytes, over the limit of {limit}")]
     RecordTooLarge {
@@ -119,9 +131,10 @@ impl StreamError {
             | StreamError::InvalidConsumerName { .. }
             | StreamError::CheckpointPastEnd { .. }
             | StreamError::ReadOnly(_) => StreamErrorKind::InvalidInput,
-            StreamError::Io { .. } | StreamError::Unavailable { .. } | StreamError::Closed => {
-                StreamErrorKind::Unavailable
-            }
+            StreamError::Io { .. }
+            | StreamError::Unavailable { .. }
+            | StreamError::NoSegment { .. }
+            | StreamError::Closed => StreamErrorKind::Unavailable,
             StreamError::Corrupt { .. } => StreamErrorKind::Corruption,
             StreamError::Config(_) => StreamErrorKind::Config,
         }

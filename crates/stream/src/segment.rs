@@ -95,10 +95,18 @@ impl Segment {
             .open(&path)
             .map_err(|e| StreamError::io(context(), e))?;
         let header = SegmentHeader { shard, base_seq }.encode();
-        file.write_all_at(&header, 0)
+        let finished = file
+            .write_all_at(&header, 0)
             .and_then(|()| file.sync_all())
-            .map_err(|e| StreamError::io(context(), e))?;
-        sync_dir(dir)?;
+            .map_err(|e| StreamError::io(context(), e))
+            .and_then(|()| sync_dir(dir));
+        if let Err(error) = finished {
+            // The file holds no frame yet: take it back, so that the writer's retry can create
+            // it afresh (a crash instead leaves it for recovery to set aside as torn).
+            drop(file);
+            let _ = std::fs::remove_file(&path);
+            return Err(error);
+        }
         Ok(Segment {
             shard,
             base_seq,

@@ -92,6 +92,18 @@ pub(crate) struct ShardWriter {
     buf: Vec<u8>,
     /// Index entries for frames in `buf`.
     new_entries: Vec<IndexEntry>,
+    /// The active segment is sealed and its successor could not be created yet: the next
+    /// append creates it first.
+    needs_segment: bool,
+}
+
+/// Why an append could not be encoded.
+enum AppendFailure {
+    /// Writing or syncing failed: the shard must stop acknowledging (see [`Shard::fail`]).
+    Persist(StreamError),
+    /// The next segment could not be created (disk full, no file handles). Everything before
+    /// it is synced and published, nothing is lost, and the next append tries again.
+    NoSegment(StreamError),
 }
 
 /// One append request: the records and where to send the first sequence number.
@@ -148,6 +160,7 @@ impl ShardWriter {
             removal: None,
             buf: Vec::with_capacity(1 << 20),
             new_entries: Vec::new(),
+            needs_segment: false,
         }
     }
 
@@ -258,17 +271,43 @@ impl ShardWriter {
         self.last_ts = timestamp;
         let mut answers = Vec::with_capacity(group.len());
         let mut outcome = Ok(());
+        let mut refused = Vec::new();
         for (records, reply) in group {
-            if outcome.is_ok() {
+            if outcome.is_ok() && refused.is_empty() {
                 match self.encode_append(&records, timestamp) {
                     Ok(first_seq) => {
                         answers.push((first_seq, reply));
                         continue;
                     }
-                    Err(e) => outcome = Err(e),
+                    Err(AppendFailure::Persist(e)) => outcome = Err(e),
+                    Err(AppendFailure::NoSegment(e)) => {
+                        tracing::warn!(shard = self.shard.id, error = %e, "cannot start the next segment; retrying on the next append");
+                        refused.push(reply);
+                        outcome = Err(e);
+                        continue;
+                    }
                 }
             }
-            answers.push((0, reply));
+            if refused.is_empty() {
+                answers.push((0, reply));
+            } else {
+                refused.push(reply);
+            }
+        }
+        if !refused.is_empty() {
+            // The appends before the failed roll-over were written, synced and published by
+            // the seal; the rest are refused without poisoning the shard.
+            let reason = outcome.err().map(|e| e.to_string()).unwrap_or_default();
+            for (first_seq, reply) in answers {
+                let _ = reply.send(Ok(first_seq));
+            }
+            for reply in refused {
+                let _ = reply.send(Err(StreamError::NoSegment {
+                    shard: self.shard.id,
+                    reason: reason.clone(),
+                }));
+            }
+            return;
         }
         match outcome.and_then(|()| self.flush()) {
             Ok(()) => match &self.syncer {
@@ -308,12 +347,21 @@ impl ShardWriter {
 
     /// Encodes one append as a frame into the buffer, rolling the segment over first if the
     /// frame would not fit. Returns the frame's first sequence number.
-    fn encode_append(&mut self, records: &[Record], timestamp: i64) -> Result<SeqNo, StreamError> {
+    fn encode_append(
+        &mut self,
+        records: &[Record],
+        timestamp: i64,
+    ) -> Result<SeqNo, AppendFailure> {
+        if self.needs_segment {
+            self.open_next_segment().map_err(AppendFailure::NoSegment)?;
+        }
         let frame_len = (FRAME_HEADER_LEN + group_size(records)) as u64;
         let written = self.written.len + self.buf.len() as u64;
         if written > SEGMENT_HEADER_LEN as u64 && written + frame_len > self.config.segment_bytes {
-            self.flush()?;
-            self.roll_over()?;
+            self.flush()
+                .and_then(|()| self.seal_active())
+                .map_err(AppendFailure::Persist)?;
+            self.open_next_segment().map_err(AppendFailure::NoSegment)?;
         }
         let offset = self.written.len + self.buf.len() as u64;
         let first_seq = self.next_seq;
@@ -401,18 +449,28 @@ impl ShardWriter {
         result
     }
 
-    /// Seals the active segment and starts a new one at the next sequence number.
-    fn roll_over(&mut self) -> Result<(), StreamError> {
+    /// Seals the active segment; [`Self::open_next_segment`] starts its successor.
+    fn seal_active(&mut self) -> Result<(), StreamError> {
         // Every job on this segment is answered before it is sealed; then what the writer
         // wrote last (not yet handed to the syncer) is synced and published by the seal.
         self.sync_active()?;
         self.publish_written();
         self.active.seal()?;
+        self.needs_segment = true;
+        Ok(())
+    }
+
+    /// Starts a new segment at the next sequence number, after [`Self::seal_active`]. A
+    /// failure here loses nothing (the sealed segment holds everything written), so it does
+    /// not poison the shard: `needs_segment` stays set and the next append tries again, which
+    /// is what a disk that was full for a moment or a passing shortage of file handles needs.
+    fn open_next_segment(&mut self) -> Result<(), StreamError> {
         let segment = Arc::new(Segment::create(
             &self.shard.dir,
             self.shard.id,
             self.next_seq,
         )?);
+        self.needs_segment = false;
         self.shard.push_segment(Arc::clone(&segment));
         self.written = segment.extent();
         // The syncer is idle (see above), so nothing races this reset to the new file.

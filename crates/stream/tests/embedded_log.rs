@@ -341,3 +341,72 @@ fn a_frame_written_by_the_spec_is_read_back() {
     );
     common::close(log);
 }
+
+/// A shard that cannot create its next segment (here: a directory is where the file would go,
+/// as good as a full disk for `open(O_CREAT | O_EXCL)`) refuses appends with `NoSegment`,
+/// loses nothing it acknowledged, stays writable, and goes on once the segment can be made —
+/// without a restart.
+#[test]
+fn a_segment_that_cannot_be_created_refuses_appends_until_it_can() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(1, 4096);
+    let log = open(dir.path(), &config);
+    let shard_dir = common::shard_dir(dir.path(), 0);
+    // Every name the next segment could take, up to far past where 4 KiB fills up.
+    let mut blockers = Vec::new();
+    for seq in 1..200u64 {
+        let path = shard_dir.join(format!("{seq:020}.log"));
+        std::fs::create_dir(&path).unwrap();
+        blockers.push(path);
+    }
+    let record = |n: u64| Record::new("k", common::payload(n, 300));
+    let mut acked = Vec::new();
+    let refused = loop {
+        let n = acked.len() as u64;
+        assert!(n < 100, "4 KiB segments should have rolled over by now");
+        match log.append_blocking(vec![record(n)]) {
+            Ok(appended) => acked.push(appended[0].seq),
+            Err(error) => break error,
+        }
+    };
+    assert!(
+        matches!(&refused, StreamError::NoSegment { shard: 0, reason } if reason.contains("creating segment")),
+        "{refused:?}"
+    );
+    assert_eq!(
+        refused.kind(),
+        tributary_stream::StreamErrorKind::Unavailable
+    );
+    // Still refused while the cause lasts, and the shard is not failed meanwhile.
+    let again = log.append_blocking(vec![record(1000)]).unwrap_err();
+    assert!(matches!(again, StreamError::NoSegment { .. }), "{again:?}");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(log.check_writable()).unwrap();
+
+    for path in &blockers {
+        std::fs::remove_dir(path).unwrap();
+    }
+    let resumed = log
+        .append_blocking(vec![record(acked.len() as u64)])
+        .unwrap();
+    acked.push(resumed[0].seq);
+    let expected: Vec<u64> = (0..acked.len() as u64).collect();
+    assert_eq!(acked, expected, "sequence numbers continue without a gap");
+    let check = |log: &EmbeddedLog| {
+        let stored = read_all(log, 0);
+        assert_eq!(stored.len(), acked.len());
+        for (n, stored) in stored.iter().enumerate() {
+            assert_eq!(stored.seq, n as u64);
+            assert_eq!(&stored.value[..], &record(n as u64).value[..]);
+        }
+    };
+    check(&log);
+    assert_eq!(segments(dir.path(), 0).len(), 2);
+    common::close(log);
+    let log = open(dir.path(), &config);
+    check(&log);
+    common::close(log);
+}
