@@ -15,7 +15,9 @@
 //! ```
 //!
 //! A failed write or sync poisons the shard (see [`Shard::fail`]): after a failed `fdatasync`
-//! the kernel may have dropped the dirty pages, so nothing later may be acknowledged.
+//! the kernel may have dropped the dirty pages, so nothing later may be acknowledged. A failed
+//! creation of the next segment does not: the full one was synced and sealed before, so the
+//! appends are refused ([`StreamError::NoSegment`]) and the next one tries again.
 
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
