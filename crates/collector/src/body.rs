@@ -20,6 +20,42 @@ pub enum BodyReadError {
     /// The connection failed while it was being read.
     #[error("could not read the request body: {0}")]
     Unreadable(String),
+    /// It did not arrive in time ([`read_within`]).
+    #[error(
+        "the request body did not arrive within {timeout:?} (body_read_timeout); the \
+         connection is closed"
+    )]
+    TimedOut {
+        /// The deadline it missed.
+        timeout: std::time::Duration,
+    },
+}
+
+impl From<BodyReadError> for ApiError {
+    fn from(error: BodyReadError) -> ApiError {
+        match error {
+            BodyReadError::TooLarge { limit } => ApiError::TooLarge {
+                limit: "max_body_bytes",
+                value: limit,
+                message: error.to_string(),
+            },
+            BodyReadError::Unreadable(_) => ApiError::BadRequest(error.to_string()),
+            BodyReadError::TimedOut { .. } => ApiError::RequestTimeout(error.to_string()),
+        }
+    }
+}
+
+/// [`read_limited`], within `timeout` of being called. The ingest endpoints read with it: a
+/// client trickling its body (or stalling) would otherwise hold its connection, and the part
+/// of the body already buffered, for as long as it liked.
+pub async fn read_within(
+    body: axum::body::Body,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<Bytes, BodyReadError> {
+    tokio::time::timeout(timeout, read_limited(body, limit))
+        .await
+        .unwrap_or(Err(BodyReadError::TimedOut { timeout }))
 }
 
 /// Reads a whole request body of at most `limit` bytes, telling a body over the limit (413)

@@ -38,6 +38,12 @@ pub struct CollectorConfig {
     /// How often the key file is checked for changes. Default 1 s.
     #[serde(with = "humantime_serde")]
     pub keys_reload_interval: Duration,
+    /// How long an ingest request's body may take to arrive, from when its headers were read.
+    /// A client that sends slower (or stops) is answered 408 and its connection closed, so
+    /// that trickling bodies cannot hold connections and memory indefinitely. Default 60 s:
+    /// a 5 MiB body at 100 KB/s, a slow mobile uplink, takes about 50 s.
+    #[serde(with = "humantime_serde")]
+    pub body_read_timeout: Duration,
 }
 
 impl Default for CollectorConfig {
@@ -54,6 +60,7 @@ impl Default for CollectorConfig {
             trusted_proxies: Vec::new(),
             cors_origins: vec!["*".into()],
             keys_reload_interval: Duration::from_secs(1),
+            body_read_timeout: Duration::from_secs(60),
         }
     }
 }

@@ -54,6 +54,9 @@ pub enum ApiError {
     /// The stream cannot persist: nothing of this request was acknowledged.
     #[error("{0}")]
     Unavailable(String),
+    /// The request's body did not arrive within `body_read_timeout`.
+    #[error("{0}")]
+    RequestTimeout(String),
     /// Every event of the batch was rejected; each with its index and reason.
     #[error("all {} events were rejected", .0.len())]
     AllRejected(Vec<Rejection>),
@@ -112,6 +115,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -127,6 +131,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::TooManyRequests { .. } => "too_many_requests",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::AllRejected(_) => "all_rejected",
             ApiError::Internal(_) => "internal",
         }

@@ -177,6 +177,9 @@ impl From<ApiError> for AwsError {
                 "ServiceUnavailable",
                 message,
             ),
+            ApiError::RequestTimeout(_) => {
+                AwsError::new(StatusCode::REQUEST_TIMEOUT, "RequestTimeout", message)
+            }
             ApiError::Internal(_) => AwsError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "InternalFailure",
@@ -343,14 +346,19 @@ async fn serve(collector: &Collector, request: Request) -> Result<Response, AwsE
     let (parts, body) = request.into_parts();
     check_content_type(&parts.headers)?;
     crate::request::check_user_agent(&parts.headers, &collector.config)?;
-    let raw = axum::body::to_bytes(body, MAX_HTTP_BODY_BYTES)
-        .await
-        .map_err(|_| {
-            AwsError::validation(format!(
-                "the request body is over {MAX_HTTP_BODY_BYTES} bytes; PutRecords takes at most \
+    let raw = body::read_within(
+        body,
+        MAX_HTTP_BODY_BYTES,
+        collector.config.body_read_timeout,
+    )
+    .await
+    .map_err(|error| match error {
+        body::BodyReadError::TooLarge { .. } => AwsError::validation(format!(
+            "the request body is over {MAX_HTTP_BODY_BYTES} bytes; PutRecords takes at most \
                  {MAX_REQUEST_DATA_BYTES} bytes (5 MiB) of data and partition keys"
-            ))
-        })?;
+        )),
+        other => AwsError::from(ApiError::from(other)),
+    })?;
     metrics::counter!(crate::telemetry::REQUEST_BYTES, "api" => "kinesis")
         .increment(raw.len() as u64);
     let key = authenticate(collector, &parts, &raw)?;

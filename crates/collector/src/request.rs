@@ -51,15 +51,18 @@ pub async fn read(
     };
     check_user_agent(&parts.headers, config)?;
     body::check_json_content_type(&parts.headers)?;
-    let raw = axum::body::to_bytes(body, config.max_body_bytes)
+    let raw = body::read_within(body, config.max_body_bytes, config.body_read_timeout)
         .await
-        .map_err(|_| ApiError::TooLarge {
-            limit: "max_body_bytes",
-            value: config.max_body_bytes,
-            message: format!(
-                "request body is over the limit of {} bytes (max_body_bytes)",
-                config.max_body_bytes
-            ),
+        .map_err(|error| match error {
+            body::BodyReadError::TooLarge { .. } => ApiError::TooLarge {
+                limit: "max_body_bytes",
+                value: config.max_body_bytes,
+                message: format!(
+                    "request body is over the limit of {} bytes (max_body_bytes)",
+                    config.max_body_bytes
+                ),
+            },
+            other => ApiError::from(other),
         })?;
     metrics::counter!(crate::telemetry::REQUEST_BYTES, "api" => api).increment(raw.len() as u64);
     let decoded = body::decode(&parts.headers, raw.clone(), config.max_body_bytes)?;

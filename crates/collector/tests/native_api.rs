@@ -23,6 +23,10 @@ struct Harness {
 }
 
 fn harness() -> Harness {
+    harness_with(CollectorConfig::default())
+}
+
+fn harness_with(config: CollectorConfig) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let keys_path = dir.path().join("keys.json");
     let created = keys::create_key(&keys_path, "acme", Role::Write, &NewKey::default()).unwrap();
@@ -35,7 +39,7 @@ fn harness() -> Harness {
         },
     )
     .unwrap();
-    let collector = Collector::new(Arc::new(log.clone()), store, CollectorConfig::default());
+    let collector = Collector::new(Arc::new(log.clone()), store, config);
     Harness {
         app: router(Arc::new(collector)),
         log,
@@ -256,4 +260,90 @@ async fn no_key_is_refused_unread_and_an_oversize_user_agent_by_name() {
         "{body}"
     );
     assert!(stored(&h.log).is_empty(), "nothing was stored");
+}
+
+/// Posts a body that arrives as `chunks`, each either bytes or a failure of the connection,
+/// and then (when `stall`) never ends.
+async fn post_stream(
+    h: &Harness,
+    chunks: Vec<Result<&'static str, std::io::Error>>,
+    stall: bool,
+) -> (StatusCode, Value) {
+    use futures::StreamExt;
+    let chunks = futures::stream::iter(
+        chunks
+            .into_iter()
+            .map(|chunk| chunk.map(|text| bytes::Bytes::from_static(text.as_bytes()))),
+    );
+    let body = if stall {
+        Body::from_stream(chunks.chain(futures::stream::pending()))
+    } else {
+        Body::from_stream(chunks)
+    };
+    let request = Request::post("/v1/events")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::AUTHORIZATION, format!("Bearer {}", h.key))
+        .header(header::USER_AGENT, "test-agent/1")
+        .body(body)
+        .unwrap();
+    let response = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        h.app.clone().oneshot(request),
+    )
+    .await
+    .expect("the collector waited on the body past its deadline")
+    .unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+#[tokio::test]
+async fn a_body_that_stops_arriving_is_answered_408_at_the_deadline() {
+    let h = harness_with(CollectorConfig {
+        body_read_timeout: std::time::Duration::from_millis(200),
+        ..CollectorConfig::default()
+    });
+    let started = std::time::Instant::now();
+    let (status, body) = post_stream(&h, vec![Ok(r#"[{"event_type":"page","#)], true).await;
+    assert_eq!(status, StatusCode::REQUEST_TIMEOUT, "{body}");
+    assert_eq!(body["error"], "request_timeout", "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("200ms (body_read_timeout)"), "{message}");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(200));
+    assert!(stored(&h.log).is_empty());
+
+    // A whole body sent in pieces is read as before.
+    let (status, body) = post_stream(
+        &h,
+        vec![
+            Ok(r#"[{"event_type":"page","#),
+            Ok(r#""anonymous_id":"a1"}]"#),
+        ],
+        false,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(stored(&h.log).len(), 1);
+}
+
+#[tokio::test]
+async fn a_connection_that_fails_mid_body_is_a_bad_request_not_too_large() {
+    let h = harness();
+    let (status, body) = post_stream(
+        &h,
+        vec![
+            Ok(r#"[{"event_type":"page","#),
+            Err(std::io::Error::other("connection reset")),
+        ],
+        false,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "bad_request", "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("could not read the request body"),
+        "{message}"
+    );
 }

@@ -349,6 +349,7 @@ mod tests {
                 message: String::new(),
             },
             ApiError::Unavailable(String::new()),
+            ApiError::RequestTimeout(String::new()),
             ApiError::AllRejected(vec![rejection]),
             ApiError::Internal(String::new()),
         ];
