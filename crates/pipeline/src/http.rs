@@ -141,6 +141,13 @@ async fn add(State(api): State<Arc<SchemaApi>>, headers: HeaderMap, body: Body) 
         Err(error @ BodyReadError::Unreadable(_)) => {
             return refuse(StatusCode::BAD_REQUEST, "invalid_json", error.to_string());
         }
+        Err(error @ BodyReadError::TimedOut { .. }) => {
+            return refuse(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                error.to_string(),
+            );
+        }
     };
     let request: AddRequest = match serde_json::from_slice(&body) {
         Ok(request) => request,

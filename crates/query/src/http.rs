@@ -112,7 +112,9 @@ async fn answer(
         .await
         .map_err(|error| match error {
             BodyReadError::TooLarge { .. } => Refusal::TooLarge,
-            BodyReadError::Unreadable(_) => Refusal::BadRequest(error.to_string()),
+            BodyReadError::Unreadable(_) | BodyReadError::TimedOut { .. } => {
+                Refusal::BadRequest(error.to_string())
+            }
         })?;
     let request: QueryRequest =
         serde_json::from_slice(&bytes).map_err(|error| Refusal::InvalidJson(error.to_string()))?;
