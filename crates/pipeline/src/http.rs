@@ -138,15 +138,9 @@ async fn add(State(api): State<Arc<SchemaApi>>, headers: HeaderMap, body: Body) 
                 error.to_string(),
             );
         }
-        Err(error @ BodyReadError::Unreadable(_)) => {
+        // `read_limited` sets no deadline, so `TimedOut` does not happen here.
+        Err(error @ (BodyReadError::Unreadable(_) | BodyReadError::TimedOut { .. })) => {
             return refuse(StatusCode::BAD_REQUEST, "invalid_json", error.to_string());
-        }
-        Err(error @ BodyReadError::TimedOut { .. }) => {
-            return refuse(
-                StatusCode::REQUEST_TIMEOUT,
-                "request_timeout",
-                error.to_string(),
-            );
         }
     };
     let request: AddRequest = match serde_json::from_slice(&body) {

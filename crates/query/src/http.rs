@@ -112,6 +112,7 @@ async fn answer(
         .await
         .map_err(|error| match error {
             BodyReadError::TooLarge { .. } => Refusal::TooLarge,
+            // `read_limited` sets no deadline, so `TimedOut` does not happen here.
             BodyReadError::Unreadable(_) | BodyReadError::TimedOut { .. } => {
                 Refusal::BadRequest(error.to_string())
             }
