@@ -19,7 +19,11 @@ pub struct QueryConfig {
     /// Rows per Arrow batch inside the engine.
     pub batch_size: usize,
     /// Memory all running queries may use together for sorts, joins and aggregations, in
-    /// bytes; a query needing more fails with `resources_exhausted`. 0 means no limit.
+    /// bytes; past it sorts and aggregations spill to disk, and a query that still needs more
+    /// fails with `resources_exhausted`. 0 (the default) means a quarter of the machine's
+    /// memory (see [`QueryConfig::effective_memory_limit_bytes`]): SQL runs in the process that
+    /// ingests, and one heavy `GROUP BY` must not take the memory the collector and the lake
+    /// writer need.
     pub memory_limit_bytes: u64,
     /// Queries that may run at once (at least 1); more wait for a turn, the wait counting
     /// against `timeout`. Bounds the CPU and memory SQL can take from ingest.
@@ -39,7 +43,20 @@ impl Default for QueryConfig {
     }
 }
 
+/// What `memory_limit_bytes = 0` resolves to where the machine's memory cannot be read.
+const FALLBACK_MEMORY_LIMIT_BYTES: u64 = 1 << 30;
+
 impl QueryConfig {
+    /// `memory_limit_bytes` with 0 resolved to a quarter of the machine's memory: the smaller
+    /// of `MemTotal` and the cgroup's `memory.max` (a container's limit), or 1 GiB where
+    /// neither can be read.
+    pub fn effective_memory_limit_bytes(&self) -> u64 {
+        if self.memory_limit_bytes > 0 {
+            return self.memory_limit_bytes;
+        }
+        machine_memory_bytes().map_or(FALLBACK_MEMORY_LIMIT_BYTES, |bytes| bytes / 4)
+    }
+
     /// `target_partitions` with 0 resolved to the number of cores.
     pub fn effective_target_partitions(&self) -> usize {
         if self.target_partitions > 0 {
@@ -47,6 +64,34 @@ impl QueryConfig {
         }
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     }
+}
+
+/// The memory this process may use: the smaller of the machine's (`MemTotal` in
+/// `/proc/meminfo`) and its cgroup's limit (`memory.max`, cgroup v2), where they can be read.
+fn machine_memory_bytes() -> Option<u64> {
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|meminfo| parse_mem_total(&meminfo));
+    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
+        .ok()
+        .and_then(|text| text.trim().parse::<u64>().ok());
+    match (total, cgroup) {
+        (Some(total), Some(cgroup)) => Some(total.min(cgroup)),
+        (total, cgroup) => total.or(cgroup),
+    }
+}
+
+/// `MemTotal` of a `/proc/meminfo` text, in bytes.
+fn parse_mem_total(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|line| line.starts_with("MemTotal:"))?;
+    let kib: u64 = line
+        .trim_start_matches("MemTotal:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    kib.checked_mul(1024)
 }
 
 #[cfg(test)]
@@ -73,5 +118,25 @@ mod tests {
             ..QueryConfig::default()
         };
         assert_eq!(config.effective_target_partitions(), 3);
+    }
+
+    #[test]
+    fn the_memory_limit_defaults_to_a_quarter_of_the_machine() {
+        assert_eq!(
+            parse_mem_total("MemTotal:       24683656 kB\nMemFree: 1 kB\n"),
+            Some(24_683_656 * 1024)
+        );
+        assert_eq!(parse_mem_total("MemFree: 1 kB\n"), None);
+        let explicit = QueryConfig {
+            memory_limit_bytes: 123,
+            ..QueryConfig::default()
+        };
+        assert_eq!(explicit.effective_memory_limit_bytes(), 123);
+        let automatic = QueryConfig::default().effective_memory_limit_bytes();
+        match machine_memory_bytes() {
+            Some(machine) => assert_eq!(automatic, machine / 4),
+            None => assert_eq!(automatic, FALLBACK_MEMORY_LIMIT_BYTES),
+        }
+        assert!(automatic > 0);
     }
 }

@@ -49,12 +49,10 @@ pub(crate) fn base_state(
         .set_bool("datafusion.execution.parquet.reorder_filters", true)
         .set_bool("datafusion.execution.parquet.enable_page_index", true)
         .set_bool("datafusion.execution.parquet.pruning", true);
-    let mut runtime = RuntimeEnvBuilder::new();
-    if config.memory_limit_bytes > 0 {
-        let limit = usize::try_from(config.memory_limit_bytes).unwrap_or(usize::MAX);
-        runtime = runtime.with_memory_limit(limit, 1.0);
-    }
-    let runtime = runtime.build_arc()?;
+    let limit = usize::try_from(config.effective_memory_limit_bytes()).unwrap_or(usize::MAX);
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_limit(limit, 1.0)
+        .build_arc()?;
     // The default registry can read the server's local files (`file://`): a query must only
     // ever reach the lake, even if some statement found a way to name a path.
     let _local = runtime.deregister_object_store(ObjectStoreUrl::local_filesystem().as_ref());
