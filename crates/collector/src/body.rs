@@ -37,7 +37,7 @@ impl From<BodyReadError> for ApiError {
             BodyReadError::TooLarge { limit } => ApiError::TooLarge {
                 limit: "max_body_bytes",
                 value: limit,
-                message: error.to_string(),
+                message: format!("{error} (max_body_bytes)"),
             },
             BodyReadError::Unreadable(_) => ApiError::BadRequest(error.to_string()),
             BodyReadError::TimedOut { .. } => ApiError::RequestTimeout(error.to_string()),

@@ -53,17 +53,7 @@ pub async fn read(
     body::check_json_content_type(&parts.headers)?;
     let raw = body::read_within(body, config.max_body_bytes, config.body_read_timeout)
         .await
-        .map_err(|error| match error {
-            body::BodyReadError::TooLarge { .. } => ApiError::TooLarge {
-                limit: "max_body_bytes",
-                value: config.max_body_bytes,
-                message: format!(
-                    "request body is over the limit of {} bytes (max_body_bytes)",
-                    config.max_body_bytes
-                ),
-            },
-            other => ApiError::from(other),
-        })?;
+        .map_err(ApiError::from)?;
     metrics::counter!(crate::telemetry::REQUEST_BYTES, "api" => api).increment(raw.len() as u64);
     let decoded = body::decode(&parts.headers, raw.clone(), config.max_body_bytes)?;
     let key = match early_key {

@@ -418,14 +418,9 @@ mod tests {
             file("t1", "track", 10, 1),
             file("t2", "track", 10, 2),
         ];
-        let groups = plan(&files, &config);
-        let paths: Vec<Vec<&str>> = groups
-            .iter()
-            .map(|g| g.iter().map(|f| f.path.as_str()).collect())
-            .collect();
         // page: 4 small files, 30 B each, target 100 → [p1 p2 p3] and p4 alone (not merged);
         // `big` is not small; track has only 2 small files, under min_small_files.
-        assert_eq!(paths, vec![vec!["p1", "p2", "p3"]]);
+        assert_eq!(paths(&plan(&files, &config)), vec![vec!["p1", "p2", "p3"]]);
     }
 
     fn paths(groups: &[Vec<DataFile>]) -> Vec<Vec<&str>> {

@@ -273,36 +273,34 @@ impl ShardWriter {
         self.last_ts = timestamp;
         let mut answers = Vec::with_capacity(group.len());
         let mut outcome = Ok(());
+        // Set when the next segment could not be created; the appends from there on are
+        // refused without poisoning the shard.
+        let mut no_segment = None;
         let mut refused = Vec::new();
         for (records, reply) in group {
-            if outcome.is_ok() && refused.is_empty() {
+            if outcome.is_ok() && no_segment.is_none() {
                 match self.encode_append(&records, timestamp) {
                     Ok(first_seq) => {
                         answers.push((first_seq, reply));
                         continue;
                     }
                     Err(AppendFailure::Persist(e)) => outcome = Err(e),
-                    Err(AppendFailure::NoSegment(e)) => {
-                        tracing::warn!(shard = self.shard.id, error = %e, "cannot start the next segment; retrying on the next append");
-                        refused.push(reply);
-                        outcome = Err(e);
-                        continue;
-                    }
+                    Err(AppendFailure::NoSegment(e)) => no_segment = Some(e),
                 }
             }
-            if refused.is_empty() {
-                answers.push((0, reply));
-            } else {
-                refused.push(reply);
+            match no_segment {
+                Some(_) => refused.push(reply),
+                None => answers.push((0, reply)),
             }
         }
-        if !refused.is_empty() {
+        if let Some(error) = no_segment {
+            tracing::warn!(shard = self.shard.id, %error, "cannot start the next segment; the next append tries again");
             // The appends before the failed roll-over were written, synced and published by
-            // the seal; the rest are refused without poisoning the shard.
-            let reason = outcome.err().map(|e| e.to_string()).unwrap_or_default();
+            // the seal.
             for (first_seq, reply) in answers {
                 let _ = reply.send(Ok(first_seq));
             }
+            let reason = error.to_string();
             for reply in refused {
                 let _ = reply.send(Err(StreamError::NoSegment {
                     shard: self.shard.id,
