@@ -81,8 +81,9 @@ fn machine_memory_bytes() -> Option<u64> {
     }
 }
 
-/// `MemTotal` of a `/proc/meminfo` text, in bytes.
-fn parse_mem_total(meminfo: &str) -> Option<u64> {
+/// `MemTotal` of a `/proc/meminfo` text, in bytes (also what the benchmarks report as the
+/// machine's memory).
+pub fn parse_mem_total(meminfo: &str) -> Option<u64> {
     let line = meminfo.lines().find(|line| line.starts_with("MemTotal:"))?;
     let kib: u64 = line
         .trim_start_matches("MemTotal:")
