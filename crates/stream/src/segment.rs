@@ -15,7 +15,7 @@ use parking_lot::RwLock;
 use crate::format::{
     FRAME_HEADER_LEN, FrameHeader, SEGMENT_HEADER_LEN, SegmentHeader, decode_body, frame_crc_ok,
 };
-use crate::fsutil::sync_dir;
+use crate::fsutil::{self, sync_dir};
 use crate::index::{IndexEntry, SegmentExtent, SparseIndex};
 use crate::{SeqNo, ShardId, StoredRecord, StreamError};
 
@@ -449,10 +449,7 @@ impl<'a> FrameCursor<'a> {
             return Ok(());
         }
         let want = (self.end - offset).min(len.max(self.chunk_size) as u64) as usize;
-        let mut buf = vec![0u8; want];
-        self.segment
-            .file
-            .read_exact_at(&mut buf, offset)
+        let buf = fsutil::read_exact_at_uninit(&self.segment.file, offset, want)
             .map_err(|e| StreamError::io(format!("reading {}", self.segment.path.display()), e))?;
         self.chunk = Bytes::from(buf);
         self.chunk_start = offset;
