@@ -374,7 +374,7 @@ fn apply_commit(
             return Err(CatalogError::NotLive { path: path.clone() });
         }
     }
-    if let Some(checkpoint) = &commit.checkpoint {
+    for checkpoint in &commit.checkpoints {
         for (&shard, &next_seq) in &checkpoint.positions {
             let current: Option<i64> = tx
                 .query_row(
@@ -837,6 +837,28 @@ impl Catalog for EmbeddedCatalog {
         .await
     }
 
+    async fn init_checkpoint(
+        &self,
+        checkpoint: ConsumerCheckpoint,
+    ) -> Result<ConsumerCheckpoint, CatalogError> {
+        let err = self.store_error();
+        let consumer = checkpoint.consumer.clone();
+        self.run(move |connection| {
+            let tx = connection.transaction().map_err(&err)?;
+            for (&shard, &next_seq) in &checkpoint.positions {
+                tx.execute(
+                    "INSERT INTO checkpoints (consumer, shard, next_seq) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (consumer, shard) DO NOTHING",
+                    params![checkpoint.consumer, i64::from(shard), to_sql_int(next_seq)],
+                )
+                .map_err(&err)?;
+            }
+            tx.commit().map_err(&err)
+        })
+        .await?;
+        self.checkpoint(&consumer).await
+    }
+
     async fn reset_checkpoint(&self, checkpoint: ConsumerCheckpoint) -> Result<(), CatalogError> {
         let err = self.store_error();
         self.run(move |connection| {
@@ -974,10 +996,10 @@ mod tests {
             kind: CommitKind::Flush,
             added: files,
             removed: vec![],
-            checkpoint: Some(ConsumerCheckpoint {
+            checkpoints: vec![ConsumerCheckpoint {
                 consumer: "lake".into(),
                 positions: positions.iter().copied().collect(),
-            }),
+            }],
         }
     }
 
@@ -1109,6 +1131,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn init_checkpoint_fills_only_missing_shards() {
+        let (_dir, catalog) = catalog();
+        catalog.ensure_table(events_def()).await.unwrap();
+        catalog.commit(flush(vec![], &[(0, 10)])).await.unwrap();
+        let checkpoint = |positions: &[(u32, u64)]| ConsumerCheckpoint {
+            consumer: "lake".into(),
+            positions: positions.iter().copied().collect(),
+        };
+        // Shard 0 keeps its 10 (not the 2 offered); shard 1 had none and takes 5.
+        let now = catalog
+            .init_checkpoint(checkpoint(&[(0, 2), (1, 5)]))
+            .await
+            .unwrap();
+        assert_eq!(now, checkpoint(&[(0, 10), (1, 5)]));
+        // A second start offering other positions changes nothing.
+        let again = catalog
+            .init_checkpoint(checkpoint(&[(0, 7), (1, 9)]))
+            .await
+            .unwrap();
+        assert_eq!(again, now);
+    }
+
+    #[tokio::test]
     async fn compaction_swaps_files_atomically_and_detects_conflicts() {
         let (_dir, catalog) = catalog();
         catalog.ensure_table(events_def()).await.unwrap();
@@ -1128,7 +1173,7 @@ mod tests {
             kind: CommitKind::Compaction,
             added: vec![file("ab", "d", 1, 9)],
             removed: vec!["a".into(), "b".into()],
-            checkpoint: None,
+            checkpoints: Vec::new(),
         };
         catalog.commit(swap.clone()).await.unwrap();
         let live: Vec<String> = catalog

@@ -85,6 +85,14 @@ pub trait Catalog: Send + Sync + 'static {
     /// Where a consumer resumes (empty for a new consumer).
     async fn checkpoint(&self, consumer: &str) -> Result<ConsumerCheckpoint, CatalogError>;
 
+    /// Records `checkpoint`'s position for every shard the consumer has none on yet, leaving
+    /// positions it has untouched, in one transaction; returns the consumer's checkpoint as it
+    /// then stands. Two writers that both start a consumer agree on where it starts.
+    async fn init_checkpoint(
+        &self,
+        checkpoint: ConsumerCheckpoint,
+    ) -> Result<ConsumerCheckpoint, CatalogError>;
+
     /// Sets a consumer's position outright, backwards included (replays rebuild from an
     /// earlier point on purpose).
     async fn reset_checkpoint(&self, checkpoint: ConsumerCheckpoint) -> Result<(), CatalogError>;

@@ -143,8 +143,9 @@ pub struct Commit {
     pub added: Vec<DataFile>,
     /// Paths of live files that stop being live (compaction inputs, dropped partitions).
     pub removed: Vec<String>,
-    /// The producing consumer's new position, recorded in the same transaction.
-    pub checkpoint: Option<ConsumerCheckpoint>,
+    /// The producing consumers' new positions, recorded in the same transaction (a lake
+    /// writer that both archives and curates moves one checkpoint per role).
+    pub checkpoints: Vec<ConsumerCheckpoint>,
 }
 
 /// A file staged by a writer but never committed: left behind by a crash, or being written now.

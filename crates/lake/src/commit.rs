@@ -88,11 +88,11 @@ pub async fn publish(
     point: &str,
     files: Vec<NewFile>,
     removed: Vec<String>,
-    checkpoint: Option<ConsumerCheckpoint>,
+    checkpoints: Vec<ConsumerCheckpoint>,
 ) -> Result<i64, LakeError> {
     let mut pending = PendingCommit::new(catalog, store, point);
     pending.add(files).await?;
-    pending.commit(kind, removed, checkpoint).await
+    pending.commit(kind, removed, checkpoints).await
 }
 
 /// A commit built up in steps: files are staged and uploaded as they are ready (so a long
@@ -160,13 +160,13 @@ impl<'a> PendingCommit<'a> {
         Ok(())
     }
 
-    /// Makes every added file live, `removed` not live, and moves `checkpoint`, in one catalog
-    /// transaction. Returns the commit id.
+    /// Makes every added file live, `removed` not live, and moves `checkpoints`, in one
+    /// catalog transaction. Returns the commit id.
     pub async fn commit(
         mut self,
         kind: CommitKind,
         removed: Vec<String>,
-        checkpoint: Option<ConsumerCheckpoint>,
+        checkpoints: Vec<ConsumerCheckpoint>,
     ) -> Result<i64, LakeError> {
         crash_point(&format!("{}.after_upload", self.point));
         let added = std::mem::take(&mut self.added);
@@ -175,7 +175,7 @@ impl<'a> PendingCommit<'a> {
             kind,
             added,
             removed,
-            checkpoint,
+            checkpoints,
         };
         match self.catalog.commit(commit).await {
             Ok(id) => {

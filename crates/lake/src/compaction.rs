@@ -172,7 +172,7 @@ async fn merge_group(
         kind: CommitKind::Compaction,
         added: vec![record.clone()],
         removed: group.iter().map(|file| file.path.clone()).collect(),
-        checkpoint: None,
+        checkpoints: Vec::new(),
     };
     if let Err(error) = catalog.commit(commit).await {
         let _ = delete_objects(store, std::slice::from_ref(&path)).await;

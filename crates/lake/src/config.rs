@@ -41,8 +41,17 @@ pub struct LakeConfig {
     /// Most rows per Parquet row group. Default 1,048,576.
     pub row_group_rows: usize,
     /// Name of the stream consumer the writer reads as (its checkpoint lives in the catalog,
-    /// committed with the files). Default `lake`.
+    /// committed with the files). Default `lake`. The raw archive's checkpoint is kept under
+    /// this name with `-raw` appended.
     pub consumer: String,
+    /// Whether `serve` runs the raw archive as its own stream consumer beside the pipeline's
+    /// writer, instead of one writer doing both. Separate, the archive keeps pace whatever the
+    /// pipeline does (a slow schema or a failing flush of curated files holds back only the
+    /// curated lake), and each side's CPU can be told apart; together, each record is read
+    /// and decoded once, which costs less in all (`bench pipeline` measures both). Switching
+    /// either way loses and repeats nothing: each side resumes from its own checkpoint.
+    /// Default false.
+    pub separate_raw_archive: bool,
     /// Ordered rules that derive `event_family` (the partition column) from `event_type`; the
     /// first match wins, and an event no rule matches gets family `other`. Patterns are
     /// exact, or end in `*` to match a prefix. Default: `page`/`screen` → `page`;
@@ -73,6 +82,7 @@ impl Default for LakeConfig {
             zstd_level: 1,
             row_group_rows: 1 << 20,
             consumer: "lake".into(),
+            separate_raw_archive: false,
             event_families: crate::family::default_rules(),
             promoted_properties: vec![
                 promoted("item_id", PromotedType::String),

@@ -40,4 +40,4 @@ mod writer;
 pub use config::{CompactionConfig, LakeConfig, LakeRetentionConfig};
 pub use error::LakeError;
 pub use store::local_store;
-pub use writer::{FlushSummary, LakeTables, LakeWriter};
+pub use writer::{FlushSummary, LakeTables, LakeWriter, WriterRole, archive_consumer};

@@ -62,7 +62,7 @@ pub async fn apply_retention(
             kind: CommitKind::Retention,
             added: Vec::new(),
             removed,
-            checkpoint: None,
+            checkpoints: Vec::new(),
         })
         .await?;
     crash_point("retention.after_commit");

@@ -519,7 +519,7 @@ impl<'a> Run<'a> {
         summary.files_removed = self.removed.len() as u64;
         summary.commit_id = Some(
             self.pending
-                .commit(CommitKind::Replay, self.removed, None)
+                .commit(CommitKind::Replay, self.removed, Vec::new())
                 .await?,
         );
         Ok(summary)

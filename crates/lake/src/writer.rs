@@ -114,6 +114,70 @@ impl FlushTrigger {
     }
 }
 
+/// What a lake writer writes. Each role keeps its own checkpoint, so one writer can play both
+/// (one read and one decode per event, the embedded default) or two writers can play one each
+/// (the archive keeps pace whatever the pipeline does, and each side's CPU is its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriterRole {
+    /// The raw archive and the curated lake (and quarantine), from one read of each record.
+    Both,
+    /// The raw archive only.
+    Archive,
+    /// The curated lake and quarantine only: the pipeline's writer.
+    Curate,
+}
+
+impl WriterRole {
+    /// Whether it writes the raw archive.
+    pub fn archives(self) -> bool {
+        matches!(self, WriterRole::Both | WriterRole::Archive)
+    }
+
+    /// Whether it writes the curated lake and quarantine.
+    pub fn curates(self) -> bool {
+        matches!(self, WriterRole::Both | WriterRole::Curate)
+    }
+}
+
+/// The consumer whose checkpoint says how far the raw archive goes, beside `consumer` (the
+/// lake config's), which says how far the curated lake goes.
+pub fn archive_consumer(consumer: &str) -> String {
+    format!("{consumer}-raw")
+}
+
+/// Where each role of a writer resumes, per shard. Equal after the first flush; they differ
+/// when writers that played one role each are followed by one that plays both (or the
+/// reverse), and then the writer reads from the earlier and skips, per role, what that role
+/// already wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct RoleStart {
+    archive: u64,
+    curate: u64,
+}
+
+impl RoleStart {
+    /// Where a writer playing `role` reads from: the earliest record one of its roles needs.
+    fn read_from(self, role: WriterRole) -> u64 {
+        match role {
+            WriterRole::Both => self.archive.min(self.curate),
+            WriterRole::Archive => self.archive,
+            WriterRole::Curate => self.curate,
+        }
+    }
+
+    /// Whether the record at `seq` still needs (archiving, curating) by a writer playing
+    /// `role`.
+    fn needs(self, role: WriterRole, seq: u64) -> (bool, bool) {
+        (
+            role.archives() && seq >= self.archive,
+            role.curates() && seq >= self.curate,
+        )
+    }
+}
+
+/// [`RoleStart`] per shard.
+type RoleStarts = BTreeMap<ShardId, RoleStart>;
+
 /// The lake writer.
 pub struct LakeWriter {
     stream: Arc<dyn Stream>,
@@ -122,6 +186,7 @@ pub struct LakeWriter {
     config: LakeConfig,
     shapes: Shapes,
     pipeline: Option<PipelineStage>,
+    role: WriterRole,
 }
 
 /// The pipeline between the stream and the curated lake, with the writer's dedup store.
@@ -169,11 +234,18 @@ impl LakeWriter {
         Ok(LakeWriter {
             shapes: Shapes::new(tables, &config),
             pipeline: None,
+            role: WriterRole::Both,
             stream,
             catalog,
             store,
             config,
         })
+    }
+
+    /// Writes only what `role` says (the default is [`WriterRole::Both`]).
+    pub fn with_role(mut self, role: WriterRole) -> Self {
+        self.role = role;
+        self
     }
 
     /// Sends every event through `pipeline` (validation, enrichment, privacy) before the
@@ -192,19 +264,51 @@ impl LakeWriter {
         &self.shapes.tables
     }
 
-    /// Where each shard resumes: the catalog's checkpoint, or the oldest retained record for a
-    /// shard the writer never committed.
-    async fn resume_positions(&self) -> Result<BTreeMap<ShardId, u64>, LakeError> {
-        let checkpoint = self.catalog.checkpoint(&self.config.consumer).await?;
-        let mut positions = BTreeMap::new();
+    /// The consumers whose checkpoints this writer moves: (archive, curate) for the roles it
+    /// plays.
+    fn consumers(&self) -> Vec<String> {
+        let mut consumers = Vec::new();
+        if self.role.archives() {
+            consumers.push(archive_consumer(&self.config.consumer));
+        }
+        if self.role.curates() {
+            consumers.push(self.config.consumer.clone());
+        }
+        consumers
+    }
+
+    /// Where each role resumes, per shard: the catalog's checkpoint, or the oldest retained
+    /// record for a shard it never committed.
+    ///
+    /// The archive's checkpoint is made to exist before anything is read: a writer from before
+    /// roles kept one checkpoint for both, so a missing archive position starts where the
+    /// curated one stands (or at the oldest record). Every writer records it at start, in one
+    /// insert-if-missing transaction, so a curating writer that commits first can never move
+    /// the point an archiving writer would later start from.
+    async fn resume_positions(&self) -> Result<RoleStarts, LakeError> {
+        let curated = self.catalog.checkpoint(&self.config.consumer).await?;
+        let mut curate = BTreeMap::new();
         for shard in 0..self.stream.shard_count() {
-            let next = match checkpoint.positions.get(&shard) {
+            let next = match curated.positions.get(&shard) {
                 Some(&next) => next,
                 None => self.stream.resolve(shard, StartPosition::Oldest).await?,
             };
-            positions.insert(shard, next);
+            curate.insert(shard, next);
         }
-        Ok(positions)
+        let archived = self
+            .catalog
+            .init_checkpoint(ConsumerCheckpoint {
+                consumer: archive_consumer(&self.config.consumer),
+                positions: curate.clone(),
+            })
+            .await?;
+        Ok(curate
+            .into_iter()
+            .map(|(shard, curate)| {
+                let archive = archived.positions.get(&shard).copied().unwrap_or(curate);
+                (shard, RoleStart { archive, curate })
+            })
+            .collect())
     }
 
     /// Consumes the stream until `shutdown` turns true, then flushes what it buffered and
@@ -213,10 +317,17 @@ impl LakeWriter {
     pub async fn run(&self, mut shutdown: watch::Receiver<bool>) -> Result<(), LakeError> {
         // Registered so `tributary stream lag` shows the lake's lag; the catalog's checkpoint
         // is the one the writer resumes from.
-        self.stream
-            .register_consumer(&self.config.consumer, StartPosition::Oldest)
-            .await?;
-        let positions = self.resume_positions().await?;
+        for consumer in self.consumers() {
+            self.stream
+                .register_consumer(&consumer, StartPosition::Oldest)
+                .await?;
+        }
+        let starts = self.resume_positions().await?;
+        // Read from the earlier of the roles' positions; each skips what it already wrote.
+        let positions: BTreeMap<ShardId, u64> = starts
+            .iter()
+            .map(|(&shard, start)| (shard, start.read_from(self.role)))
+            .collect();
         let (sender, mut receiver) = mpsc::channel::<ShardRead>(positions.len().max(1) * 2);
         let _readers = Readers(
             positions
@@ -233,7 +344,7 @@ impl LakeWriter {
         );
         drop(sender);
 
-        let mut buffers = Buffers::new(positions, RawSizeHints::default());
+        let mut buffers = Buffers::new(positions, RawSizeHints::default(), Arc::new(starts));
         let mut flushing: Option<Flushing<'_>> = None;
         loop {
             let deadline = buffers
@@ -287,7 +398,11 @@ impl LakeWriter {
             buffers.oldest = None;
             return Ok(());
         }
-        let next = Buffers::new(buffers.consumed.clone(), buffers.raw_size_hints());
+        let next = Buffers::new(
+            buffers.consumed.clone(),
+            buffers.raw_size_hints(),
+            Arc::clone(&buffers.starts),
+        );
         let taken = std::mem::replace(buffers, next);
         *flushing = Some(Box::pin(self.flush(taken, trigger)));
         Ok(())
@@ -323,7 +438,12 @@ impl LakeWriter {
         if buffers.oldest.is_none() && !batch.records.is_empty() {
             buffers.oldest = Some(Instant::now());
         }
+        let start = buffers.starts.get(&shard).copied().unwrap_or_default();
         for record in &batch.records {
+            let (archive, curate) = start.needs(self.role, record.seq);
+            if !archive && !curate {
+                continue;
+            }
             // Validated once: the decoder then reads the checked text without checking it
             // again. A record that is not UTF-8 cannot be an event; it is archived lossily.
             let (payload, decoded) = match std::str::from_utf8(&record.value) {
@@ -345,7 +465,12 @@ impl LakeWriter {
                         seq: record.seq,
                         payload: &payload,
                     };
-                    buffers.raw_row(&self.shapes.raw, raw);
+                    if archive {
+                        buffers.raw_row(&self.shapes.raw, raw);
+                    }
+                    if !curate {
+                        continue;
+                    }
                     let outcome = match (&self.pipeline, &registry) {
                         (Some(stage), Some(registry)) => {
                             let position = StreamPosition {
@@ -369,7 +494,7 @@ impl LakeWriter {
                     };
                     buffers.outcomes.route(&self.shapes, outcome, source)?;
                 }
-                Err(error) => {
+                Err(error) if archive => {
                     // Not an event (something other than the collector wrote the stream): the
                     // raw archive keeps it, visible to admins; curated cannot hold it.
                     metrics::counter!(telemetry::UNDECODABLE).increment(1);
@@ -386,6 +511,10 @@ impl LakeWriter {
                             payload: &payload,
                         },
                     );
+                }
+                // The archiving writer counts and reports it; this one only curates.
+                Err(error) => {
+                    tracing::debug!(%error, shard, seq = record.seq, "stream record is not an event; not curated");
                 }
             }
         }
@@ -405,6 +534,7 @@ impl LakeWriter {
         let started = Instant::now();
         let records = taken.records;
         let positions = taken.consumed.clone();
+        let taken_starts = Arc::clone(&taken.starts);
         let oldest_received = taken.oldest_received;
 
         let now = now_micros();
@@ -440,10 +570,30 @@ impl LakeWriter {
             metrics::counter!(telemetry::BYTES_WRITTEN, "table" => file.record.table.clone())
                 .increment(file.record.bytes);
         }
-        let checkpoint = ConsumerCheckpoint {
-            consumer: self.config.consumer.clone(),
-            positions: positions.clone(),
+        // One checkpoint per role, never behind where the role started (a role that was
+        // ahead of the other skipped what this flush read below its start).
+        let role_positions = |role_start: fn(&RoleStart) -> u64| -> BTreeMap<ShardId, u64> {
+            positions
+                .iter()
+                .map(|(&shard, &next)| {
+                    let start = taken_starts.get(&shard).map_or(0, role_start);
+                    (shard, next.max(start))
+                })
+                .collect()
         };
+        let mut checkpoints = Vec::new();
+        if self.role.archives() {
+            checkpoints.push(ConsumerCheckpoint {
+                consumer: archive_consumer(&self.config.consumer),
+                positions: role_positions(|start| start.archive),
+            });
+        }
+        if self.role.curates() {
+            checkpoints.push(ConsumerCheckpoint {
+                consumer: self.config.consumer.clone(),
+                positions: role_positions(|start| start.curate),
+            });
+        }
         // The dedup store's new keys must be durable before the events they stand for are
         // published; a crash in between leaves keys whose records are read again, at the
         // same positions, and kept (see tributary_pipeline::dedup).
@@ -464,15 +614,17 @@ impl LakeWriter {
             "flush",
             files,
             Vec::new(),
-            Some(checkpoint),
+            checkpoints.clone(),
         )
         .await?;
 
-        // Mirror the checkpoint into the stream for `tributary stream lag`; the catalog's copy
-        // is the one that counts, so a failure here only delays the lag figure.
-        let pairs: Vec<(ShardId, u64)> = positions.into_iter().collect();
-        if let Err(error) = self.stream.commit(&self.config.consumer, &pairs).await {
-            tracing::warn!(%error, "could not mirror the lake checkpoint into the stream");
+        // Mirror the checkpoints into the stream for `tributary stream lag`; the catalog's
+        // copy is the one that counts, so a failure here only delays the lag figure.
+        for checkpoint in checkpoints {
+            let pairs: Vec<(ShardId, u64)> = checkpoint.positions.into_iter().collect();
+            if let Err(error) = self.stream.commit(&checkpoint.consumer, &pairs).await {
+                tracing::warn!(%error, "could not mirror the lake checkpoint into the stream");
+            }
         }
 
         let elapsed = started.elapsed();
@@ -564,11 +716,18 @@ struct Buffers {
     committed: BTreeMap<ShardId, u64>,
     /// How big a new raw buffer's tenants are made: the largest of the previous flush.
     raw_hints: RawSizeHints,
+    /// Where each role of the writer started, per shard.
+    starts: Arc<RoleStarts>,
 }
 
 impl Buffers {
-    fn new(positions: BTreeMap<ShardId, u64>, raw_hints: RawSizeHints) -> Buffers {
+    fn new(
+        positions: BTreeMap<ShardId, u64>,
+        raw_hints: RawSizeHints,
+        starts: Arc<RoleStarts>,
+    ) -> Buffers {
         Buffers {
+            starts,
             raw_hints,
             raw: FastMap::default(),
             outcomes: OutcomeBuffers::default(),

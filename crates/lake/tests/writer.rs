@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{append, lake, rows, strings, write_all};
+use common::{append, lake, new_writer, rows, run_until_consumer_caught_up, strings, write_all};
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -15,7 +15,7 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::TimestampMicrosecondType;
 use tributary_catalog::Catalog;
 use tributary_lake::schema::{EVENTS, RAW_EVENTS};
-use tributary_lake::{LakeConfig, compaction, lifecycle, parquet_io};
+use tributary_lake::{LakeConfig, WriterRole, archive_consumer, compaction, lifecycle, parquet_io};
 use tributary_model::{Event, EventContext, PageContext};
 use tributary_stream::{Record, Stream};
 
@@ -144,6 +144,74 @@ async fn every_event_lands_once_in_raw_and_curated_across_restarts() {
         }
         // Promoted: revenue is a typed column.
         assert!(batch.column_by_name("revenue").unwrap().len() == batch.num_rows());
+    }
+}
+
+/// The raw archive and the curated lake written by one writer, by one writer each, and by
+/// one again, in turns, each turn with new events (and the archive once ahead of the curated
+/// lake, once behind it): every event lands exactly once in each table, and every turn resumes
+/// each table where it stood.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_between_one_writer_and_a_writer_per_table_loses_and_repeats_nothing() {
+    let lake = lake();
+    let raw_consumer = archive_consumer("lake");
+    let batch = |from: usize| -> Vec<Event> {
+        (from..from + 700)
+            .map(|i| event(i, BASE + i as i64 * 1_000_000))
+            .collect()
+    };
+    let count = |table: &'static str| {
+        let lake = &lake;
+        async move { strings(&rows(lake, table).await, "event_id") }
+    };
+
+    // 1. One writer for both (as before roles existed).
+    append(&lake.log, &batch(0)).await;
+    write_all(&lake, config()).await;
+    // 2. The archive alone runs ahead: raw 1,400, curated 700.
+    append(&lake.log, &batch(700)).await;
+    let archiver = new_writer(&lake, config())
+        .await
+        .with_role(WriterRole::Archive);
+    run_until_consumer_caught_up(&lake, archiver, &raw_consumer).await;
+    assert_each_once(&count(RAW_EVENTS).await, 1400);
+    assert_each_once(&count(EVENTS).await, 700);
+    // 3. One writer for both again: curated catches up from 700, raw goes on from 1,400.
+    append(&lake.log, &batch(1400)).await;
+    write_all(&lake, config()).await;
+    assert_each_once(&count(RAW_EVENTS).await, 2100);
+    assert_each_once(&count(EVENTS).await, 2100);
+    // 4. The curated lake alone runs ahead, then the archive alone catches up.
+    append(&lake.log, &batch(2100)).await;
+    let curator = new_writer(&lake, config())
+        .await
+        .with_role(WriterRole::Curate);
+    run_until_consumer_caught_up(&lake, curator, "lake").await;
+    assert_each_once(&count(RAW_EVENTS).await, 2100);
+    assert_each_once(&count(EVENTS).await, 2800);
+    // 5. One writer for both, with the archive behind: raw catches up, curated repeats nothing.
+    append(&lake.log, &batch(2800)).await;
+    write_all(&lake, config()).await;
+    assert_each_once(&count(RAW_EVENTS).await, 3500);
+    assert_each_once(&count(EVENTS).await, 3500);
+    // Both checkpoints stand at the stream's end.
+    let ends: Vec<u64> = lake
+        .log
+        .shard_stats()
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.next_seq)
+        .collect();
+    for consumer in ["lake", raw_consumer.as_str()] {
+        let checkpoint = lake.catalog.checkpoint(consumer).await.unwrap();
+        for (shard, end) in ends.iter().enumerate() {
+            assert_eq!(
+                checkpoint.positions.get(&(shard as u32)),
+                Some(end),
+                "{consumer} on shard {shard}"
+            );
+        }
     }
 }
 

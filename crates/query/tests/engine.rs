@@ -122,7 +122,7 @@ async fn a_file_of_an_unknown_schema_version_is_read_all_the_same() {
             kind: CommitKind::Flush,
             added: vec![file],
             removed: Vec::new(),
-            checkpoint: None,
+            checkpoints: Vec::new(),
         })
         .await
         .unwrap();

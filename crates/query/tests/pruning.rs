@@ -181,7 +181,7 @@ async fn queries_see_a_compaction_before_or_after_never_both() {
                 "curated/events/dt=2026-11-24/event_family=page/part-e3.parquet".into(),
                 "curated/events/dt=2026-11-24/event_family=page/part-e4.parquet".into(),
             ],
-            checkpoint: None,
+            checkpoints: Vec::new(),
         })
         .await
         .unwrap();

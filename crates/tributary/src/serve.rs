@@ -33,7 +33,7 @@ use tracing::{info, warn};
 use tributary_catalog::{Catalog, EmbeddedCatalog};
 use tributary_collector::Collector;
 use tributary_collector::keys::KeyStore;
-use tributary_lake::{LakeTables, LakeWriter, commit, lifecycle, local_store};
+use tributary_lake::{LakeTables, LakeWriter, WriterRole, commit, lifecycle, local_store};
 use tributary_model::now_micros;
 use tributary_query::QueryEngine;
 use tributary_stream::{EmbeddedLog, ReadLimits, Record, SeqNo, ShardId, StartPosition, Stream};
@@ -227,7 +227,24 @@ async fn serve(config: &Config, args: &ServeArgs, queries: tokio::runtime::Handl
         registry = Some(pipeline.registry().clone());
         let writer = writer.with_pipeline(pipeline, dedup);
         let tables = writer.tables().clone();
-        tasks.spawn(run_lake_writer(writer, stop_rx.clone()));
+        if config.lake.separate_raw_archive {
+            let archiver = LakeWriter::new(
+                Arc::clone(&stream),
+                Arc::clone(&lake.catalog),
+                Arc::clone(&lake.store),
+                config.lake.clone(),
+            )
+            .await
+            .context("starting the raw archive writer")?
+            .with_role(WriterRole::Archive);
+            tasks.spawn(run_lake_writer(archiver, stop_rx.clone()));
+            tasks.spawn(run_lake_writer(
+                writer.with_role(WriterRole::Curate),
+                stop_rx.clone(),
+            ));
+        } else {
+            tasks.spawn(run_lake_writer(writer, stop_rx.clone()));
+        }
         let maintenance = lifecycle::run_maintenance(
             Arc::clone(&lake.catalog),
             Arc::clone(&lake.store),

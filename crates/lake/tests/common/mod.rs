@@ -72,6 +72,12 @@ pub async fn new_writer(lake: &Lake, config: LakeConfig) -> LakeWriter {
 
 /// Runs `writer` until its checkpoint covers every shard's end, then stops it gracefully.
 pub async fn run_until_caught_up(lake: &Lake, writer: LakeWriter) {
+    run_until_consumer_caught_up(lake, writer, "lake").await;
+}
+
+/// Runs `writer` until the checkpoint of `consumer` covers every shard's end, then stops it
+/// gracefully.
+pub async fn run_until_consumer_caught_up(lake: &Lake, writer: LakeWriter, consumer: &str) {
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(async move { writer.run(stopped).await });
     let ends: Vec<u64> = lake
@@ -84,7 +90,7 @@ pub async fn run_until_caught_up(lake: &Lake, writer: LakeWriter) {
         .collect();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let checkpoint = lake.catalog.checkpoint("lake").await.unwrap();
+        let checkpoint = lake.catalog.checkpoint(consumer).await.unwrap();
         let done = ends.iter().enumerate().all(|(shard, end)| {
             checkpoint
                 .positions

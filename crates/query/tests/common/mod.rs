@@ -317,7 +317,7 @@ pub async fn lake_with(config: QueryConfig) -> Lake {
             kind: CommitKind::Flush,
             added,
             removed: Vec::new(),
-            checkpoint: None,
+            checkpoints: Vec::new(),
         })
         .await
         .unwrap();

@@ -44,7 +44,9 @@ use tributary_lake::family::FamilyRules;
 use tributary_lake::layout::{curated_partition, day_of};
 use tributary_lake::parquet_io::{ParquetOptions, encode, writer_properties};
 use tributary_lake::schema::{EVENTS, RAW_EVENTS, curated_file_schema};
-use tributary_lake::{LakeConfig, LakeTables, LakeWriter, compaction, local_store};
+use tributary_lake::{
+    LakeConfig, LakeTables, LakeWriter, WriterRole, archive_consumer, compaction, local_store,
+};
 use tributary_model::{Event, now_micros};
 use tributary_pipeline::Pipeline;
 use tributary_pipeline::dedup::DedupStore;
@@ -358,8 +360,14 @@ fn write_phase(
         Arc::new(EmbeddedCatalog::open(dir.join("catalog.db")).context("opening the catalog")?);
     let store = local_store(&dir.join("lake")).context("opening the lake")?;
     bar.set_message("lake writer");
-    let (seconds, cpu, other_cores) =
-        runtime.block_on(drain(&log, &catalog, &store, lake_config, None))?;
+    let (seconds, cpu, other_cores) = runtime.block_on(drain(
+        &log,
+        &catalog,
+        &store,
+        lake_config,
+        None,
+        WriterRole::Both,
+    ))?;
 
     let flushes = runtime
         .block_on(catalog.commits(1_000_000))?
@@ -506,7 +514,8 @@ pub(super) fn fill_stream(
     Ok(json_bytes)
 }
 
-/// Runs the real writer until the catalog checkpoint covers every shard's end, then stops it.
+/// Runs the real writer, playing `role`, until its checkpoint in the catalog covers every
+/// shard's end, then stops it.
 /// Returns the wall seconds until then, the CPU time the process used meanwhile, and the cores
 /// other processes kept busy.
 pub(super) async fn drain(
@@ -515,7 +524,14 @@ pub(super) async fn drain(
     store: &Arc<dyn ObjectStore>,
     config: &LakeConfig,
     pipeline: Option<(Arc<Pipeline>, Option<DedupStore>)>,
+    role: WriterRole,
 ) -> Result<(f64, Option<Duration>, Option<f64>)> {
+    // The checkpoint that says the writer is done: the curated one when it curates.
+    let consumer = if role.curates() {
+        config.consumer.clone()
+    } else {
+        archive_consumer(&config.consumer)
+    };
     let ends: Vec<u64> = log
         .shard_stats()
         .await
@@ -537,11 +553,12 @@ pub(super) async fn drain(
     let writer = match pipeline {
         Some((pipeline, dedup)) => writer.with_pipeline(pipeline, dedup),
         None => writer,
-    };
+    }
+    .with_role(role);
     let (stop, stopped) = watch::channel(false);
     let mut task = tokio::spawn(async move { writer.run(stopped).await });
     loop {
-        let checkpoint = catalog.checkpoint(&config.consumer).await?;
+        let checkpoint = catalog.checkpoint(&consumer).await?;
         let caught_up = ends.iter().enumerate().all(|(shard, end)| {
             let shard = u32::try_from(shard).unwrap_or(u32::MAX);
             checkpoint.positions.get(&shard).copied().unwrap_or(0) >= *end
@@ -973,7 +990,7 @@ fn encode_and_commit(
                 "flush",
                 files,
                 Vec::new(),
-                None,
+                Vec::new(),
             ))
             .context("committing files")?;
         Ok(())
