@@ -163,6 +163,42 @@ fn a_crash_at_any_step_of_a_flush_loses_and_duplicates_nothing() {
     }
 }
 
+/// The raw archive as its own consumer (`lake.separate_raw_archive`): a crash in the middle of
+/// a flush with two writers, a restart with one, then two again — every acknowledged event is
+/// in both tables exactly once after each.
+#[test]
+fn switching_to_a_separate_raw_archive_and_back_across_a_crash_loses_and_duplicates_nothing() {
+    const SEPARATE: &str = "TRIBUTARY_LAKE__SEPARATE_RAW_ARCHIVE";
+    let setup = lake_setup()
+        .env(SEPARATE, "true")
+        .env(CRASH_AT, "flush.after_upload");
+    let key = setup.key(&[]);
+    let server = setup.start();
+    send(&server, &key, 0, 100);
+    let setup = server.wait_for_exit(Duration::from_secs(30));
+
+    // One writer for both tables, from the two checkpoints the crash left.
+    let server = setup
+        .without_env(CRASH_AT)
+        .without_env(SEPARATE)
+        .env(SEPARATE, "false")
+        .start();
+    send(&server, &key, 100, 50);
+    wait_for_lake(server.data(), 150);
+    let data = server.data().to_path_buf();
+    let setup = server.kill();
+    assert_exactly(&data, 150);
+
+    // Two writers again.
+    let server = setup.without_env(SEPARATE).env(SEPARATE, "true").start();
+    send(&server, &key, 150, 50);
+    wait_for_lake(server.data(), 200);
+    let data = server.data().to_path_buf();
+    let setup = server.kill();
+    assert_exactly(&data, 200);
+    drop(setup);
+}
+
 #[test]
 fn a_crash_at_any_step_of_a_compaction_loses_and_duplicates_nothing() {
     let compaction = [
