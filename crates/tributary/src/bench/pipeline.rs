@@ -9,6 +9,9 @@
 //! 2. **End to end**: the same events in an embedded stream, drained by the real lake writer
 //!    into the raw archive and curated Parquet, once without the pipeline and once with it: the
 //!    writer's events/s per core both ways, so the pipeline's share of the path is measured.
+//!    Then the two writers of `lake.separate_raw_archive`, one after the other over the same
+//!    events: the pipeline's own (curated and quarantine; the goal's figure) and the raw
+//!    archive's own.
 //! 3. **Live**: HTTP load → collector → stream → writer with the pipeline, all running at once
 //!    for a fixed time ([`super::pipeline_live`]): does the lake's lag stay steady?
 
