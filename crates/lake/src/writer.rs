@@ -137,6 +137,15 @@ impl WriterRole {
     pub fn curates(self) -> bool {
         matches!(self, WriterRole::Both | WriterRole::Curate)
     }
+
+    /// The `writer` label of its metrics: two writers of one process count apart.
+    pub fn label(self) -> &'static str {
+        match self {
+            WriterRole::Both => "both",
+            WriterRole::Archive => "archive",
+            WriterRole::Curate => "curate",
+        }
+    }
 }
 
 /// The consumer whose checkpoint says how far the raw archive goes, beside `consumer` (the
@@ -416,7 +425,8 @@ impl LakeWriter {
         batch: ReadBatch,
     ) -> Result<(), LakeError> {
         if batch.expired_skipped > 0 {
-            metrics::counter!(telemetry::EXPIRED_SKIPPED).increment(batch.expired_skipped);
+            metrics::counter!(telemetry::EXPIRED_SKIPPED, "writer" => self.role.label())
+                .increment(batch.expired_skipped);
             tracing::error!(
                 shard,
                 records = batch.expired_skipped,
@@ -454,6 +464,10 @@ impl LakeWriter {
                     (text, decoded)
                 }
             };
+            let received_at = decoded
+                .as_ref()
+                .map_or(record.timestamp, |event| event.received_at);
+            buffers.count(record.value.len(), received_at);
             match decoded {
                 Ok(event) => {
                     let raw = RawRow {
@@ -521,7 +535,8 @@ impl LakeWriter {
         counts.publish();
         buffers.records += batch.records.len() as u64;
         buffers.consumed.insert(shard, batch.next_seq);
-        metrics::gauge!(telemetry::BUFFERED_BYTES).set(buffers.raw_bytes as f64);
+        metrics::gauge!(telemetry::BUFFERED_BYTES, "writer" => self.role.label())
+            .set(buffers.bytes as f64);
         Ok(())
     }
 
@@ -628,14 +643,17 @@ impl LakeWriter {
         }
 
         let elapsed = started.elapsed();
-        metrics::counter!(telemetry::FLUSHES, "trigger" => trigger.label()).increment(1);
-        metrics::histogram!(telemetry::FLUSH_SECONDS).record(elapsed.as_secs_f64());
-        metrics::counter!(telemetry::EVENTS_COMMITTED).increment(records);
-        metrics::gauge!(telemetry::BUFFERED_BYTES).set(0.0);
+        let writer = self.role.label();
+        metrics::counter!(telemetry::FLUSHES, "trigger" => trigger.label(), "writer" => writer)
+            .increment(1);
+        metrics::histogram!(telemetry::FLUSH_SECONDS, "writer" => writer)
+            .record(elapsed.as_secs_f64());
+        metrics::counter!(telemetry::EVENTS_COMMITTED, "writer" => writer).increment(records);
+        metrics::gauge!(telemetry::BUFFERED_BYTES, "writer" => writer).set(0.0);
         if let Some(oldest) = oldest_received {
             // How old the oldest event of this flush was when it became queryable.
             let freshness = now_micros().saturating_sub(oldest).max(0) as f64 / 1e6;
-            metrics::gauge!(telemetry::FRESHNESS_SECONDS).set(freshness);
+            metrics::gauge!(telemetry::FRESHNESS_SECONDS, "writer" => writer).set(freshness);
         }
         tracing::debug!(
             records,
@@ -704,8 +722,9 @@ struct Buffers {
     outcomes: OutcomeBuffers,
     /// Records buffered.
     records: u64,
-    /// Payload bytes buffered.
-    raw_bytes: u64,
+    /// Bytes of the records buffered, whichever tables they go to (what
+    /// `lake.max_buffer_bytes` bounds).
+    bytes: u64,
     /// When the oldest buffered record arrived here.
     oldest: Option<Instant>,
     /// The oldest `received_at` buffered (for the freshness gauge).
@@ -732,7 +751,7 @@ impl Buffers {
             raw: FastMap::default(),
             outcomes: OutcomeBuffers::default(),
             records: 0,
-            raw_bytes: 0,
+            bytes: 0,
             oldest: None,
             oldest_received: None,
             committed: positions.clone(),
@@ -740,12 +759,16 @@ impl Buffers {
         }
     }
 
-    fn raw_row(&mut self, schema: &SchemaRef, row: RawRow<'_>) {
-        self.raw_bytes += row.payload.len() as u64;
+    /// Counts a record being buffered, for any table: its bytes and when it was received.
+    fn count(&mut self, bytes: usize, received_at: i64) {
+        self.bytes += bytes as u64;
         self.oldest_received = Some(
             self.oldest_received
-                .map_or(row.received_at, |oldest| oldest.min(row.received_at)),
+                .map_or(received_at, |oldest| oldest.min(received_at)),
         );
+    }
+
+    fn raw_row(&mut self, schema: &SchemaRef, row: RawRow<'_>) {
         let hints = &self.raw_hints;
         self.raw
             .entry((day_of(row.received_at), hour_of(row.received_at)))
@@ -765,7 +788,7 @@ impl Buffers {
     }
 
     fn over_size(&self, config: &LakeConfig) -> bool {
-        self.raw_bytes >= config.max_buffer_bytes
+        self.bytes >= config.max_buffer_bytes
             || self.outcomes.curated_partitions >= config.max_open_partitions
             || self.outcomes.over(config.flush_bytes)
             || self.raw.values().any(|b| b.bytes() >= config.flush_bytes)

@@ -215,6 +215,30 @@ async fn switching_between_one_writer_and_a_writer_per_table_loses_and_repeats_n
     }
 }
 
+/// A writer that only curates bounds its memory by `lake.max_buffer_bytes` too. The events
+/// spread over ~200 days, so no curated partition reaches `flush_bytes` and fewer than
+/// `max_open_partitions` are open; with a flush interval far beyond the test's deadline, only
+/// the bound on all buffers together can flush in time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_curating_writer_flushes_at_max_buffer_bytes() {
+    let lake = lake();
+    let events: Vec<Event> = (0..2000)
+        .map(|i| event(i, BASE - i as i64 * (DAY / 10)))
+        .collect();
+    append(&lake.log, &events).await;
+    let config = LakeConfig {
+        flush_interval: Duration::from_secs(3600),
+        flush_bytes: 64 << 10,
+        max_buffer_bytes: 64 << 10,
+        ..LakeConfig::default()
+    };
+    let curator = new_writer(&lake, config)
+        .await
+        .with_role(WriterRole::Curate);
+    run_until_consumer_caught_up(&lake, curator, "lake").await;
+    assert_each_once(&strings(&rows(&lake, EVENTS).await, "event_id"), 2000);
+}
+
 /// Many flushes in a row, each encoding while the next read is buffered, with arrival times
 /// out of order: every event lands once in both tables, and each raw file is sorted by
 /// (tenant_id, received_at) however the rows arrived.
