@@ -6,7 +6,9 @@
 
 mod common;
 
-use common::{append, lake, new_writer, rows, run_until_consumer_caught_up, strings, write_all};
+use common::{
+    append, lake, new_writer, rows, run_until_consumer_caught_up, stream_ends, strings, write_all,
+};
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -195,14 +197,7 @@ async fn switching_between_one_writer_and_a_writer_per_table_loses_and_repeats_n
     assert_each_once(&count(RAW_EVENTS).await, 3500);
     assert_each_once(&count(EVENTS).await, 3500);
     // Both checkpoints stand at the stream's end.
-    let ends: Vec<u64> = lake
-        .log
-        .shard_stats()
-        .await
-        .unwrap()
-        .iter()
-        .map(|s| s.next_seq)
-        .collect();
+    let ends = stream_ends(&lake).await;
     for consumer in ["lake", raw_consumer.as_str()] {
         let checkpoint = lake.catalog.checkpoint(consumer).await.unwrap();
         for (shard, end) in ends.iter().enumerate() {

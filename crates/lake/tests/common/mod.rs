@@ -70,6 +70,17 @@ pub async fn new_writer(lake: &Lake, config: LakeConfig) -> LakeWriter {
     .unwrap()
 }
 
+/// Each shard's next sequence number: where a caught-up checkpoint stands.
+pub async fn stream_ends(lake: &Lake) -> Vec<u64> {
+    lake.log
+        .shard_stats()
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.next_seq)
+        .collect()
+}
+
 /// Runs `writer` until its checkpoint covers every shard's end, then stops it gracefully.
 pub async fn run_until_caught_up(lake: &Lake, writer: LakeWriter) {
     run_until_consumer_caught_up(lake, writer, "lake").await;
@@ -80,14 +91,7 @@ pub async fn run_until_caught_up(lake: &Lake, writer: LakeWriter) {
 pub async fn run_until_consumer_caught_up(lake: &Lake, writer: LakeWriter, consumer: &str) {
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(async move { writer.run(stopped).await });
-    let ends: Vec<u64> = lake
-        .log
-        .shard_stats()
-        .await
-        .unwrap()
-        .iter()
-        .map(|s| s.next_seq)
-        .collect();
+    let ends = stream_ends(lake).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let checkpoint = lake.catalog.checkpoint(consumer).await.unwrap();
