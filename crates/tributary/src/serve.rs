@@ -210,14 +210,15 @@ async fn serve(config: &Config, args: &ServeArgs, queries: tokio::runtime::Handl
     // The running pipeline's registry, so a schema added over HTTP applies at once.
     let mut registry = None;
     if config.lake.enabled {
-        let writer = LakeWriter::new(
-            Arc::clone(&stream),
-            Arc::clone(&lake.catalog),
-            Arc::clone(&lake.store),
-            config.lake.clone(),
-        )
-        .await
-        .context("starting the lake writer")?;
+        let open_writer = || {
+            LakeWriter::new(
+                Arc::clone(&stream),
+                Arc::clone(&lake.catalog),
+                Arc::clone(&lake.store),
+                config.lake.clone(),
+            )
+        };
+        let writer = open_writer().await.context("starting the lake writer")?;
         let (pipeline, dedup) = crate::pipeline_setup::build(config, lake.catalog.as_ref()).await?;
         tasks.spawn(crate::pipeline_setup::follow_schemas(
             pipeline.registry().clone(),
@@ -228,15 +229,10 @@ async fn serve(config: &Config, args: &ServeArgs, queries: tokio::runtime::Handl
         let writer = writer.with_pipeline(pipeline, dedup);
         let tables = writer.tables().clone();
         if config.lake.separate_raw_archive {
-            let archiver = LakeWriter::new(
-                Arc::clone(&stream),
-                Arc::clone(&lake.catalog),
-                Arc::clone(&lake.store),
-                config.lake.clone(),
-            )
-            .await
-            .context("starting the raw archive writer")?
-            .with_role(WriterRole::Archive);
+            let archiver = open_writer()
+                .await
+                .context("starting the raw archive writer")?
+                .with_role(WriterRole::Archive);
             tasks.spawn(run_lake_writer(archiver, stop_rx.clone()));
             tasks.spawn(run_lake_writer(
                 writer.with_role(WriterRole::Curate),

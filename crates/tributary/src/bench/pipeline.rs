@@ -564,35 +564,27 @@ fn end_to_end_phase(
     args: &PipelineBenchArgs,
     bar: &ProgressBar,
 ) -> Result<EndToEndFigures> {
-    bar.set_message("lake writer without the pipeline");
-    let without = drain_once(
-        runtime,
-        lake,
-        &dir.join("plain"),
+    let run = |message: &'static str, subdir: &str, events: u64, setup: Setup| {
+        bar.set_message(message);
+        drain_once(runtime, lake, &dir.join(subdir), events, args, setup, bar)
+    };
+    let without = run(
+        "lake writer without the pipeline",
+        "plain",
         events / 2,
-        args,
         Setup::Plain,
-        bar,
     )?;
-    bar.set_message("lake writer with the pipeline");
-    let with = drain_once(
-        runtime,
-        lake,
-        &dir.join("pipeline"),
+    let with = run(
+        "lake writer with the pipeline",
+        "pipeline",
         events,
-        args,
         Setup::Combined,
-        bar,
     )?;
-    bar.set_message("the pipeline's writer and the raw archive's, separately");
-    let separate = drain_once(
-        runtime,
-        lake,
-        &dir.join("separate"),
+    let separate = run(
+        "the pipeline's writer and the raw archive's, separately",
+        "separate",
         events,
-        args,
         Setup::Separate,
-        bar,
     )?;
     let (with_rate, without_rate) = (with.events_per_s_per_core, without.events_per_s_per_core);
     let share = if with_rate > 0.0 && without_rate > 0.0 {
